@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from hagate.cli import main
+
+main()

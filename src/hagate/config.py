@@ -1,0 +1,362 @@
+"""`hagate.yaml`: loading, validation with file:line errors, and the commented template.
+
+Every value read from YAML keeps the line it came from (`ConfigSource.line`), so a mistake
+anywhere, including inside a rule, is reported as `hagate.yaml:LINE: key: what is wrong`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from hagate.errors import HagateError
+
+Path_ = tuple[str | int, ...]
+
+DEFAULT_LISTEN = "0.0.0.0:8443"
+DEFAULT_RETENTION_DAYS = 30
+DEFAULT_RULE: dict[str, Any] = {
+    "description": "Require a client certificate",
+    "expression": "(not cf.tls_client_auth.cert_verified)",
+    "action": "block",
+}
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+class ConfigError(HagateError):
+    """A mistake in the config file, located by file and line."""
+
+
+@dataclass
+class ConfigSource:
+    """Where a config came from, and the line of every key in it."""
+
+    name: str
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line(self, path: Path_) -> int | None:
+        # Fall back to the nearest enclosing key that has a line.
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get(())
+
+    def error(self, path: Path_, message: str) -> ConfigError:
+        line = self.line(path)
+        where = f"{self.name}:{line}" if line else self.name
+        key = format_path(path)
+        return ConfigError(f"{where}: {key + ': ' if key else ''}{message}")
+
+
+def format_path(path: Path_) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+@dataclass
+class Config:
+    hostname: str
+    upstream: str
+    listen: str = DEFAULT_LISTEN
+    asn_db: str | None = None
+    country_db: str | None = None
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    rules: list[dict[str, Any]] = field(default_factory=lambda: [dict(DEFAULT_RULE)])
+    rate_limits: list[dict[str, Any]] = field(default_factory=list)
+    lists: dict[str, list[Any]] = field(default_factory=dict)
+    source: ConfigSource = field(default_factory=lambda: ConfigSource("<defaults>"))
+
+
+# -- validators shared with `hagate init` -------------------------------------------------
+
+
+def validate_hostname(value: str) -> str:
+    """A DNS name as clients will send it in SNI: lower-case labels, no IP addresses."""
+    host = value.strip().rstrip(".").lower()
+    if not host or len(host) > 253:
+        raise HagateError(f"bad hostname {value!r}: expected a DNS name like ha.example.com")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        raise HagateError(
+            f"bad hostname {value!r}: clients send a DNS name in TLS, not an IP address"
+        )
+    if not all(_LABEL.match(label) for label in host.split(".")):
+        raise HagateError(f"bad hostname {value!r}: expected a DNS name like ha.example.com")
+    return host
+
+
+def validate_upstream(value: str) -> str:
+    """Home Assistant's URL as the gateway reaches it, e.g. http://127.0.0.1:8123."""
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError as e:
+        raise HagateError(f"bad upstream URL {value!r}: {e}") from e
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HagateError(
+            f"bad upstream URL {value!r}: expected http://HOST:PORT, e.g. http://127.0.0.1:8123"
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise HagateError(f"bad upstream URL {value!r}: give only scheme, host and port")
+    if port == 0:
+        raise HagateError(f"bad upstream URL {value!r}: port 0")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[IPv6]:PORT` into (host, port)."""
+    text = value.strip()
+    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d{1,5})|([^:\[\]]*):(\d{1,5})", text)
+    if not m:
+        raise HagateError(f"bad listen address {value!r}: expected HOST:PORT, e.g. 0.0.0.0:8443")
+    host = m.group(1) or m.group(3) or "0.0.0.0"
+    port = int(m.group(2) or m.group(4))
+    if not 0 < port < 65536:
+        raise HagateError(f"bad listen address {value!r}: port must be 1-65535")
+    return host, port
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def _to_python(node: yaml.Node, path: Path_, src: ConfigSource) -> Any:
+    src.lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if not isinstance(key_node, yaml.ScalarNode) or not isinstance(key, str):
+                raise src.error(path, "keys must be plain names")
+            if key in out:
+                src.lines[(*path, key)] = key_node.start_mark.line + 1
+                raise src.error((*path, key), "duplicate key")
+            out[key] = _to_python(value_node, (*path, key), src)
+            src.lines[(*path, key)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(item, (*path, i), src) for i, item in enumerate(node.value)]
+    # Scalars: PyYAML's safe constructor resolves the tag (int, bool, null, str, ...).
+    return yaml.constructor.SafeConstructor().construct_object(node)
+
+
+def parse_yaml(text: str, name: str) -> tuple[Any, ConfigSource]:
+    """YAML text into plain Python values plus the line of every key."""
+    src = ConfigSource(name)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{name}{line}: invalid YAML: {e.problem or e.context}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{name}: invalid YAML: {e}") from e
+    if node is None:
+        return None, src
+    return _to_python(node, (), src), src
+
+
+_TOP_KEYS = {"hostname", "upstream", "listen", "geoip", "events", "rules", "rate_limits", "lists"}
+
+
+def _typed(src: ConfigSource, path: Path_, value: Any, kind: type, what: str) -> Any:
+    if kind is int and isinstance(value, bool):
+        raise src.error(path, f"expected {what}, got {_describe(value)}")
+    if not isinstance(value, kind):
+        raise src.error(path, f"expected {what}, got {_describe(value)}")
+    return value
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"number {value}"
+    if isinstance(value, str):
+        return f"text {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _checked(src: ConfigSource, path: Path_, fn: Any, value: Any) -> Any:
+    try:
+        return fn(value)
+    except HagateError as e:
+        raise src.error(path, str(e)) from None
+
+
+def _optional_str(src: ConfigSource, path: Path_, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(_typed(src, path, value, str, "a file path"))
+
+
+def parse_config(text: str, name: str) -> Config:
+    """Validate config text; every error names the key and the line."""
+    data, src = parse_yaml(text, name)
+    if data is None:
+        raise ConfigError(f"{name}: the file is empty")
+    if not isinstance(data, dict):
+        raise src.error((), "expected a mapping of settings at the top level")
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise src.error((key,), f"unknown key (known: {', '.join(sorted(_TOP_KEYS))})")
+    for key in ("hostname", "upstream"):
+        if key not in data:
+            raise src.error((), f"missing required key {key!r}")
+
+    hostname = _checked(
+        src,
+        ("hostname",),
+        validate_hostname,
+        _typed(src, ("hostname",), data["hostname"], str, "a hostname"),
+    )
+    upstream = _checked(
+        src,
+        ("upstream",),
+        validate_upstream,
+        _typed(src, ("upstream",), data["upstream"], str, "a URL"),
+    )
+    listen = data.get("listen", DEFAULT_LISTEN)
+    _typed(src, ("listen",), listen, str, "HOST:PORT")
+    _checked(src, ("listen",), parse_listen, listen)
+
+    geoip = data.get("geoip") or {}
+    _typed(src, ("geoip",), geoip, dict, "a mapping with asn_db and country_db")
+    for key in geoip:
+        if key not in ("asn_db", "country_db"):
+            raise src.error(("geoip", key), "unknown key (known: asn_db, country_db)")
+    asn_db = _optional_str(src, ("geoip", "asn_db"), geoip.get("asn_db"))
+    country_db = _optional_str(src, ("geoip", "country_db"), geoip.get("country_db"))
+
+    events = data.get("events") or {}
+    _typed(src, ("events",), events, dict, "a mapping with retention_days")
+    for key in events:
+        if key != "retention_days":
+            raise src.error(("events", key), "unknown key (known: retention_days)")
+    retention = events.get("retention_days", DEFAULT_RETENTION_DAYS)
+    _typed(src, ("events", "retention_days"), retention, int, "a number of days")
+    if retention < 1:
+        raise src.error(("events", "retention_days"), "must be at least 1")
+
+    rules = data.get("rules", [])
+    if rules is None:
+        rules = []
+    _typed(src, ("rules",), rules, list, "a list of rules")
+    for i, rule in enumerate(rules):
+        _typed(src, ("rules", i), rule, dict, "a rule (description, expression, action)")
+
+    rate_limits = data.get("rate_limits") or []
+    _typed(src, ("rate_limits",), rate_limits, list, "a list of rate limiting rules")
+    for i, rule in enumerate(rate_limits):
+        _typed(src, ("rate_limits", i), rule, dict, "a rate limiting rule")
+
+    lists = data.get("lists") or {}
+    _typed(src, ("lists",), lists, dict, "a mapping of list names to items")
+    for list_name, items in lists.items():
+        if not re.fullmatch(r"[a-z0-9_]{1,50}", list_name):
+            raise src.error(
+                ("lists", list_name),
+                "list names use lower-case letters, digits and _ only (as in Cloudflare)",
+            )
+        _typed(src, ("lists", list_name), items, list, "a list of items")
+
+    return Config(
+        hostname=hostname,
+        upstream=upstream,
+        listen=listen,
+        asn_db=asn_db,
+        country_db=country_db,
+        retention_days=retention,
+        rules=rules,
+        rate_limits=rate_limits,
+        lists=lists,
+        source=src,
+    )
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HagateError(f"no config at {path}: run hagate init first") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise HagateError(f"cannot read {path}: {e}") from e
+    return parse_config(text, str(path))
+
+
+def render_template(hostname: str, upstream: str, listen: str) -> str:
+    """The commented `hagate.yaml` that `hagate init` writes."""
+    return f"""\
+# hagate configuration. Edit, then check it with: hagate rules check
+# Documentation: docs/rules.md (rules), docs/certificates.md (client certificates).
+
+# The public name clients use for your Home Assistant (the TLS server name).
+hostname: {hostname}
+
+# Where the gateway reaches Home Assistant on your network.
+upstream: {upstream}
+
+# Address and port the gateway listens on in port-forward mode (`hagate serve`).
+listen: "{listen}"
+
+# Optional MaxMind-format databases (GeoLite2-ASN.mmdb, GeoLite2-Country.mmdb) that fill
+# ip.src.asnum, ip.src.country and ip.src.continent for rules and the event log.
+geoip:
+  asn_db:
+  country_db:
+
+# The event log (SQLite in the state directory) keeps this many days of events.
+events:
+  retention_days: {DEFAULT_RETENTION_DAYS}
+
+# Named lists for rules, used as `ip.src in $home_networks` (Cloudflare's lists).
+# lists:
+#   home_networks: [203.0.113.0/24, 2001:db8::/32]
+#   mobile_asns: [3320, 6805]
+
+# Rules in the Cloudflare Rules language, evaluated in order on every request.
+# action: block (ends evaluation), skip (lets the request through, skipping the remaining
+# rules), or log (records the match and continues). No matching rule: the request goes through.
+rules:
+  - description: {DEFAULT_RULE["description"]}
+    expression: "{DEFAULT_RULE["expression"]}"
+    action: {DEFAULT_RULE["action"]}
+
+# Example: let the iOS companion app in without a certificate from your own networks.
+# Put it FIRST, above the certificate rule.
+#  - description: iOS companion app from home and mobile networks
+#    expression: >-
+#      (http.user_agent contains "(io.robbie.HomeAssistant; build:"
+#       and http.user_agent contains "iOS" and ip.src.asnum in {{3320 6805}})
+#    action: skip
+
+# Rate limiting (its own phase, after the rules above), as in Cloudflare:
+# rate_limits:
+#   - description: Slow down login attempts
+#     expression: http.request.uri.path eq "/auth/login_flow"
+#     characteristics: [ip.src]
+#     period: 60
+#     requests_per_period: 20
+#     mitigation_timeout: 600
+"""
