@@ -238,6 +238,36 @@ def ca_export(ctx: Context, out: Path | None) -> None:
         click.echo(f"CA certificate written to {out}", err=True)
 
 
+# -- serve --------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--listen", default=None, help="HOST:PORT (default: listen in hagate.yaml).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes (default: one per core).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="One line per request on stdout.",
+)
+@pass_ctx
+def serve(ctx: Context, listen: str | None, workers: int | None, log_format: str) -> None:
+    """Run the gateway in port-forward mode: TLS, client certificates, rules, proxy to HA."""
+    import os
+
+    from hagate.gateway.runner import serve as run
+
+    if listen is not None:
+        config.parse_listen(listen)
+    run(ctx.state.require(), listen, workers or os.cpu_count() or 1, log_format)
+
+
 # -- rules --------------------------------------------------------------------------------
 
 

@@ -66,6 +66,25 @@ def format_path(path: Path_) -> str:
     return out
 
 
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Timeouts (seconds) and limits of the gateway; every one has a safe default."""
+
+    header_timeout: float = 10.0  # a request head must arrive within this (slowloris)
+    idle_timeout: float = 75.0  # keep-alive connections idle longer are closed
+    connect_timeout: float = 5.0  # connecting to Home Assistant
+    response_timeout: float = 60.0  # Home Assistant's response head must start by then
+    drain_timeout: float = 10.0  # SIGTERM: in-flight requests get this long to finish
+    max_header_bytes: int = 16384
+    max_headers: int = 100
+    max_body_bytes: int = 0  # 0: no limit (bodies are streamed, never held in memory)
+
+
+GATEWAY_KEYS = {
+    f: type(getattr(GatewaySettings(), f)) for f in GatewaySettings.__dataclass_fields__
+}
+
+
 @dataclass
 class Config:
     hostname: str
@@ -77,6 +96,7 @@ class Config:
     rules: list[dict[str, Any]] = field(default_factory=lambda: [dict(DEFAULT_RULE)])
     rate_limits: list[dict[str, Any]] = field(default_factory=list)
     lists: dict[str, list[Any]] = field(default_factory=dict)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
     source: ConfigSource = field(default_factory=lambda: ConfigSource("<defaults>"))
 
 
@@ -171,7 +191,17 @@ def parse_yaml(text: str, name: str) -> tuple[Any, ConfigSource]:
     return _to_python(node, (), src), src
 
 
-_TOP_KEYS = {"hostname", "upstream", "listen", "geoip", "events", "rules", "rate_limits", "lists"}
+_TOP_KEYS = {
+    "hostname",
+    "upstream",
+    "listen",
+    "geoip",
+    "events",
+    "rules",
+    "rate_limits",
+    "lists",
+    "gateway",
+}
 
 
 def _typed(src: ConfigSource, path: Path_, value: Any, kind: type, what: str) -> Any:
@@ -281,7 +311,23 @@ def parse_config(text: str, name: str) -> Config:
             )
         _typed(src, ("lists", list_name), items, list, "a list of items")
 
+    gateway_raw = data.get("gateway") or {}
+    _typed(src, ("gateway",), gateway_raw, dict, "a mapping of gateway settings")
+    settings: dict[str, Any] = {}
+    for key, value in gateway_raw.items():
+        if key not in GATEWAY_KEYS:
+            raise src.error(
+                ("gateway", key), f"unknown key (known: {', '.join(sorted(GATEWAY_KEYS))})"
+            )
+        kind = GATEWAY_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise src.error(("gateway", key), f"expected a number, got {_describe(value)}")
+        if value < 0 or (kind is float and value == 0):
+            raise src.error(("gateway", key), "must be positive")
+        settings[key] = kind(value)
+
     return Config(
+        gateway=GatewaySettings(**settings),
         hostname=hostname,
         upstream=upstream,
         listen=listen,

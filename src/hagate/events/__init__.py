@@ -1,0 +1,1 @@
+"""The event log: one row per request decision and per refused connection, in SQLite."""

@@ -1,0 +1,170 @@
+"""The event store: SQLite in WAL mode, written by a batching thread off the request path.
+
+Rules:
+  1. `record()` never blocks and never raises: a full queue drops the row and counts the drop.
+     A slow disk slows the writer thread, never a request.
+  2. Rows are written in batches (up to `BATCH` rows or `FLUSH_SECONDS`), one transaction each.
+  3. Retention: rows older than `retention_days` are deleted at start and then hourly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+EVENTS_NAME = "events.sqlite3"
+COLUMNS = (
+    "time",
+    "request_id",
+    "client_ip",
+    "asn",
+    "country",
+    "sni",
+    "host",
+    "method",
+    "path",
+    "user_agent",
+    "cert_name",
+    "cert_sha256",
+    "rule",
+    "action",
+    "status",
+    "bytes_in",
+    "bytes_out",
+    "duration_ms",
+    "reason",
+)
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    request_id TEXT, client_ip TEXT, asn INTEGER, country TEXT, sni TEXT, host TEXT,
+    method TEXT, path TEXT, user_agent TEXT, cert_name TEXT, cert_sha256 TEXT, rule TEXT,
+    action TEXT NOT NULL, status INTEGER, bytes_in INTEGER, bytes_out INTEGER,
+    duration_ms REAL, reason TEXT
+);
+CREATE INDEX IF NOT EXISTS events_time ON events(time);
+CREATE INDEX IF NOT EXISTS events_client ON events(client_ip, time);
+"""
+INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+BATCH = 500
+FLUSH_SECONDS = 0.25
+RETENTION_EVERY = 3600.0
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(SCHEMA)
+    return db
+
+
+class EventStore:
+    """Accepts events from the event loop; a thread writes them to SQLite."""
+
+    def __init__(self, path: Path, retention_days: int = 30, capacity: int = 10_000) -> None:
+        self.path = path
+        self.retention_days = retention_days
+        self.queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=capacity)
+        self.dropped = 0
+        self.written = 0
+        self._thread: threading.Thread | None = None
+        connect(path).close()  # create the schema now, so errors surface at start
+
+    def start(self) -> EventStore:
+        self._thread = threading.Thread(target=self._run, name="hagate-events", daemon=True)
+        self._thread.start()
+        return self
+
+    def record(self, event: Mapping[str, Any]) -> None:
+        row = tuple(event.get(c) for c in COLUMNS)
+        try:
+            self.queue.put_nowait(row)
+        except queue.Full:
+            self.dropped += 1
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._thread is None:
+            return
+        with contextlib.suppress(queue.Full):
+            self.queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        db = connect(self.path)
+        last_retention = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                if now - last_retention > RETENTION_EVERY:
+                    self.purge(db)
+                    last_retention = now
+                batch: list[tuple[Any, ...]] = []
+                stop = False
+                try:
+                    item = self.queue.get(timeout=FLUSH_SECONDS)
+                except queue.Empty:
+                    continue
+                deadline = time.monotonic() + FLUSH_SECONDS
+                while True:
+                    if item is None:
+                        stop = True
+                        break
+                    batch.append(item)
+                    if len(batch) >= BATCH:
+                        break
+                    try:
+                        item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    except queue.Empty:
+                        break
+                if batch:
+                    self._write(db, batch)
+                if stop:
+                    return
+        finally:
+            db.close()
+
+    def _write(self, db: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
+        for _ in range(3):
+            try:
+                with db:
+                    db.execute("BEGIN")
+                    db.executemany(INSERT, batch)
+                self.written += len(batch)
+                return
+            except sqlite3.OperationalError:
+                time.sleep(0.1)
+        self.dropped += len(batch)
+
+    def purge(self, db: sqlite3.Connection | None = None) -> int:
+        cutoff = time.time() - self.retention_days * 86400
+        own = db is None
+        db = db or connect(self.path)
+        try:
+            cur = db.execute("DELETE FROM events WHERE time < ?", (cutoff,))
+            return cur.rowcount
+        finally:
+            if own:
+                db.close()
+
+
+def read_events(
+    path: Path, where: str = "", params: tuple[Any, ...] = ()
+) -> Iterator[dict[str, Any]]:
+    """Rows as dicts, oldest first (for tests and the future query command)."""
+    db = connect(path)
+    db.row_factory = sqlite3.Row
+    try:
+        sql = f"SELECT * FROM events {('WHERE ' + where) if where else ''} ORDER BY id"
+        for row in db.execute(sql, params):
+            yield dict(row)
+    finally:
+        db.close()

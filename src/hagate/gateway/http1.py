@@ -1,0 +1,266 @@
+"""HTTP/1.1 message heads and chunked bodies, as pure code over bytes.
+
+Rules for requests (the gateway's security boundary):
+  1. Every line ends in CRLF; a bare CR or LF anywhere in the head is refused.
+  2. A header name is a token directly followed by ":"; whitespace before the colon, obsolete
+     line folding and control characters in values are refused.
+  3. Body framing is unambiguous or refused: Content-Length with Transfer-Encoding, more than
+     one Content-Length, a malformed length, any transfer coding but a single "chunked", and
+     `Upgrade: h2c` all get 400.
+  4. Limits on head size and header count are enforced by the caller before and here after.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from hagate.gateway.paths import PathError, Target, normalise_target
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_METHOD = re.compile(rb"[A-Z]{1,20}")
+_VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_DIGITS = re.compile(rb"[0-9]{1,18}")
+MAX_HEADERS = 100
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authorization",
+    }
+)
+
+
+class HeadError(ValueError):
+    """A request the gateway refuses before it reaches rules or upstream."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class RequestHead:
+    method: str
+    target: Target
+    version: str
+    headers: list[tuple[str, str]]  # as sent; values as Latin-1 text
+    host: str
+    content_length: int | None = None
+    chunked: bool = False
+    keep_alive: bool = True
+    websocket: bool = False
+    expect_continue: bool = False
+    connection_tokens: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+    def get(self, name: str) -> str | None:
+        lname = name.lower()
+        for k, v in self.headers:
+            if k.lower() == lname:
+                return v
+        return None
+
+
+def _lines(head: bytes) -> list[bytes]:
+    """Split a head (ending in CRLFCRLF) into lines, refusing bare CR and bare LF."""
+    if not head.endswith(b"\r\n\r\n"):
+        raise HeadError(400, "the request head is not terminated by CRLF CRLF")
+    body = head[:-4]
+    lines = body.split(b"\r\n")
+    for line in lines:
+        if b"\r" in line or b"\n" in line:
+            raise HeadError(400, "bare CR or LF in the request head")
+    return lines
+
+
+def parse_headers(lines: list[bytes], limit: int) -> list[tuple[str, str]]:
+    if len(lines) > limit:
+        raise HeadError(431, f"more than {limit} header fields")
+    headers: list[tuple[str, str]] = []
+    for line in lines:
+        if not line:
+            raise HeadError(400, "empty header line")
+        if line[0] in b" \t":
+            raise HeadError(400, "obsolete line folding is not allowed")
+        name, colon, value = line.partition(b":")
+        if not colon:
+            raise HeadError(400, "a header line without a colon")
+        if not _TOKEN.fullmatch(name):
+            raise HeadError(400, "invalid header name (whitespace before the colon?)")
+        value = value.strip(b" \t")
+        if _VALUE_BAD.search(value):
+            raise HeadError(400, "control character in a header value")
+        headers.append((name.decode("ascii"), value.decode("latin-1")))
+    return headers
+
+
+def parse_request_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHead:
+    """Parse and vet one request head (request line through the blank line)."""
+    lines = _lines(head)
+    request_line, header_lines = lines[0], lines[1:]
+    parts = request_line.split(b" ")
+    if len(parts) != 3:
+        raise HeadError(400, "malformed request line")
+    method_b, target_b, version_b = parts
+    if not _METHOD.fullmatch(method_b):
+        raise HeadError(400, "malformed method")
+    if version_b not in (b"HTTP/1.1", b"HTTP/1.0"):
+        if re.fullmatch(rb"HTTP/[0-9]\.[0-9]", version_b):
+            raise HeadError(505, "only HTTP/1.0 and HTTP/1.1 are supported")
+        raise HeadError(400, "malformed HTTP version")
+    method = method_b.decode()
+    if method == "CONNECT":
+        raise HeadError(405, "CONNECT is not supported")
+    try:
+        target = normalise_target(target_b.decode("latin-1"))
+    except PathError as e:
+        raise HeadError(400, str(e)) from None
+    version = version_b.decode()
+    headers = parse_headers(header_lines, max_headers)
+
+    hosts: list[str] = []
+    lengths: list[str] = []
+    codings: list[str] = []
+    conn: set[str] = set()
+    upgrade: list[str] = []
+    expect: list[str] = []
+    for name, value in headers:
+        n = name.lower()
+        if n == "host":
+            hosts.append(value)
+        elif n == "content-length":
+            lengths.append(value)
+        elif n == "transfer-encoding":
+            codings.append(value)
+        elif n == "connection":
+            conn.update(t.strip().lower() for t in value.split(",") if t.strip())
+        elif n == "upgrade":
+            upgrade.append(value.lower())
+        elif n == "expect":
+            expect.append(value.lower())
+
+    if len(hosts) > 1:
+        raise HeadError(400, "more than one Host header")
+    if not hosts and version == "HTTP/1.1":
+        raise HeadError(400, "missing Host header")
+    host = hosts[0] if hosts else ""
+
+    if lengths and codings:
+        raise HeadError(400, "both Content-Length and Transfer-Encoding")
+    content_length: int | None = None
+    if lengths:
+        if len(lengths) > 1:
+            raise HeadError(400, "more than one Content-Length")
+        if not _DIGITS.fullmatch(lengths[0].encode("latin-1")):
+            raise HeadError(400, "malformed Content-Length")
+        content_length = int(lengths[0])
+    chunked = False
+    if codings:
+        if len(codings) > 1 or codings[0].strip().lower() != "chunked":
+            raise HeadError(400, "only a single 'Transfer-Encoding: chunked' is accepted")
+        if version == "HTTP/1.0":
+            raise HeadError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        chunked = True
+
+    if any("h2c" in u for u in upgrade):
+        raise HeadError(400, "Upgrade: h2c is refused")
+    websocket = bool(upgrade) and "upgrade" in conn and upgrade[-1].strip() == "websocket"
+    if expect and expect != ["100-continue"]:
+        raise HeadError(417, "only 'Expect: 100-continue' is supported")
+
+    keep_alive = "close" not in conn if version == "HTTP/1.1" else "keep-alive" in conn
+    return RequestHead(
+        method=method,
+        target=target,
+        version=version,
+        headers=headers,
+        host=host,
+        content_length=content_length,
+        chunked=chunked,
+        keep_alive=keep_alive,
+        websocket=websocket,
+        expect_continue=bool(expect),
+        connection_tokens=frozenset(conn),
+    )
+
+
+@dataclass
+class ResponseHead:
+    version: str
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    content_length: int | None
+    chunked: bool
+    keep_alive: bool
+
+    def get(self, name: str) -> str | None:
+        lname = name.lower()
+        for k, v in self.headers:
+            if k.lower() == lname:
+                return v
+        return None
+
+
+def parse_response_head(head: bytes, max_headers: int = 200) -> ResponseHead:
+    """Parse an upstream response head; anything odd becomes a 502 for the client."""
+    lines = _lines(head)
+    m = re.fullmatch(rb"(HTTP/1\.[01]) ([0-9]{3})(?: (.*))?", lines[0])
+    if not m:
+        raise HeadError(502, "malformed status line from upstream")
+    headers = parse_headers(lines[1:], max_headers)
+    lengths = [v for k, v in headers if k.lower() == "content-length"]
+    codings = [v.lower() for k, v in headers if k.lower() == "transfer-encoding"]
+    conn = {
+        t.strip().lower() for k, v in headers if k.lower() == "connection" for t in v.split(",")
+    }
+    chunked = bool(codings) and codings[-1].split(",")[-1].strip() == "chunked"
+    content_length = None
+    if lengths and not chunked:
+        if len(set(lengths)) != 1 or not _DIGITS.fullmatch(lengths[0].encode("latin-1")):
+            raise HeadError(502, "malformed Content-Length from upstream")
+        content_length = int(lengths[0])
+    version = m.group(1).decode()
+    keep_alive = "close" not in conn if version == "HTTP/1.1" else "keep-alive" in conn
+    return ResponseHead(
+        version,
+        int(m.group(2)),
+        (m.group(3) or b"").decode("latin-1"),
+        headers,
+        content_length,
+        chunked,
+        keep_alive,
+    )
+
+
+# -- chunked bodies -----------------------------------------------------------------------
+
+MAX_CHUNK_LINE = 4096
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,12})(?:;[\x21-\x7e\t ]*)?")
+
+
+def parse_chunk_size(line: bytes) -> int:
+    """The size from a chunk-size line (without its CRLF); extensions are ignored."""
+    m = _CHUNK_SIZE.fullmatch(line)
+    if not m:
+        raise HeadError(400, "malformed chunk size line")
+    return int(m.group(1), 16)
+
+
+def encode_chunk(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+LAST_CHUNK = b"0\r\n\r\n"

@@ -1,0 +1,96 @@
+"""Who is on the other end of a connection: their client certificate, checked per request.
+
+The certificate itself is parsed once per connection. Whether it is still good (not revoked,
+not expired, still in the inventory) is asked again on every request against the live
+inventory, which is re-read whenever its file changes: `hagate cert revoke` takes effect on
+the next request, also on keep-alive connections, without a restart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from hagate.pki.authority import CertRecord, read_inventory
+from hagate.pki.certs import sha256_hex
+from hagate.rules.request import certificate_fields
+
+P = "cf.tls_client_auth."
+
+
+class Inventory:
+    """The issued-certificate inventory by SHA-256, reloaded when the file changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._by_sha: dict[str, CertRecord] = {}
+
+    def lookup(self, sha256: str) -> CertRecord | None:
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_mtime_ns, st.st_ino)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        if stamp != self._stamp:
+            try:
+                records = read_inventory(self.path)
+            except Exception:  # a damaged file: keep the last good view, never crash a request
+                records = None
+            if records is not None:
+                self._by_sha = {r.sha256: r for r in records}
+                self._stamp = stamp
+        return self._by_sha.get(sha256)
+
+
+@dataclass
+class CertState:
+    """One request's view of the client certificate."""
+
+    fields: dict[str, Any]
+    name: str | None
+    sha256: str | None
+    problem: str | None  # None when verified; otherwise why not, in user terms
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.fields.get(P + "cert_verified"))
+
+
+NO_CERT = CertState({}, None, None, "no client certificate was presented")
+
+
+class ClientCertificate:
+    """A connection's client certificate, parsed once."""
+
+    def __init__(self, der: bytes, issuer: x509.Certificate) -> None:
+        self.cert = x509.load_der_x509_certificate(der)
+        self.sha256 = sha256_hex(self.cert)
+        self.issuer = issuer
+        self._fields = certificate_fields(self.cert, verified=True, revoked=False, issuer=issuer)
+
+    def state(self, inventory: Inventory, now: dt.datetime | None = None) -> CertState:
+        now = now or dt.datetime.now(dt.UTC)
+        record = inventory.lookup(self.sha256)
+        fields = dict(self._fields)
+        name = record.name if record else self.cert.subject.rfc4514_string()
+        problem: str | None = None
+        revoked = False
+        if record is None:
+            problem = "this certificate is not in hagate's inventory"
+        elif record.revoked:
+            revoked = True
+            problem = f"the certificate '{record.name}' has been revoked"
+        elif now >= self.cert.not_valid_after_utc:
+            day = self.cert.not_valid_after_utc.date().isoformat()
+            problem = f"the certificate '{record.name}' expired on {day}"
+        elif now < self.cert.not_valid_before_utc:
+            problem = f"the certificate '{record.name}' is not valid yet"
+        fields[P + "cert_verified"] = problem is None
+        fields[P + "cert_revoked"] = revoked
+        return CertState(fields, name, self.sha256, problem)

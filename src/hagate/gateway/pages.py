@@ -1,0 +1,69 @@
+"""The gateway's own responses: small, clear pages that say why, in user terms."""
+
+from __future__ import annotations
+
+import html
+
+REASONS = {
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    417: "Expectation Failed",
+    421: "Misdirected Request",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+}
+
+_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{status} {title}</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em}}
+h1{{font-size:1.4em}} .id{{color:#777;font-size:.85em}}</style></head>
+<body><h1>{title}</h1><p>{message}</p>{hint}
+<p class="id">hagate · request {request_id}</p></body></html>
+"""
+
+
+def reason_phrase(status: int) -> str:
+    return REASONS.get(status, "Error")
+
+
+def page(
+    status: int,
+    title: str,
+    message: str,
+    request_id: str,
+    as_html: bool,
+    keep_alive: bool,
+    hint: str = "",
+    body_allowed: bool = True,
+) -> bytes:
+    """A complete HTTP/1.1 response."""
+    if as_html:
+        body = _HTML.format(
+            status=status,
+            title=html.escape(title),
+            message=html.escape(message),
+            hint=f"<p>{html.escape(hint)}</p>" if hint else "",
+            request_id=html.escape(request_id),
+        ).encode()
+        ctype = "text/html; charset=utf-8"
+    else:
+        text = f"{title}\n{message}\n" + (f"{hint}\n" if hint else "") + f"request {request_id}\n"
+        body = text.encode()
+        ctype = "text/plain; charset=utf-8"
+    head = (
+        f"HTTP/1.1 {status} {reason_phrase(status)}\r\n"
+        f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+        f"Cache-Control: no-store\r\nX-Request-Id: {request_id}\r\n"
+        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+    ).encode()
+    return head + (body if body_allowed else b"")

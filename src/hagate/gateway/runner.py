@@ -1,0 +1,214 @@
+"""Running the gateway: sockets, worker processes, signals, the log line per request.
+
+- `--workers N` forks N processes, each with its own SO_REUSEPORT socket on the same port,
+  so the kernel spreads connections over every core. One worker runs in-process.
+- SIGTERM: stop accepting, let in-flight requests finish up to `drain_timeout`, then close.
+- SIGHUP: reload config and rules; a broken config is reported and the old one kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO, cast
+
+from hagate.config import Config, load_config, parse_listen
+from hagate.errors import HagateError
+from hagate.events.store import EVENTS_NAME, EventStore
+from hagate.gateway.identity import Inventory
+from hagate.gateway.server import Gateway, Setup
+from hagate.gateway.tls import server_context
+from hagate.geoip import GeoIP
+from hagate.pki.authority import load_cert
+from hagate.rules.ruleset import ruleset_from_config
+from hagate.state import CA_CERT, INVENTORY_NAME, StateDir
+
+
+class PausedStreamProtocol(asyncio.StreamReaderProtocol):
+    """A stream protocol that reads nothing until TLS is started on it.
+
+    The client's ClientHello may arrive before the handler calls start_tls; read by the plain
+    stream it would be stuck in a buffer the TLS layer never sees, and the handshake would
+    hang. Pausing in connection_made means no byte is read before start_tls resumes reading.
+    """
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        cast(asyncio.ReadTransport, transport).pause_reading()  # uvloop's is not a subclass
+
+
+def load_setup(state: StateDir) -> Setup:
+    cfg = load_config(state.config_path)
+    return Setup(cfg, ruleset_from_config(cfg), GeoIP(cfg.asn_db, cfg.country_db))
+
+
+def log_writer(fmt: str, out: TextIO = sys.stdout) -> Callable[[dict[str, Any]], None]:
+    def as_json(row: dict[str, Any]) -> None:
+        out.write(json.dumps({k: v for k, v in row.items() if v is not None}) + "\n")
+        out.flush()
+
+    def as_text(row: dict[str, Any]) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row["time"]))
+        request = f'"{row.get("method") or "-"} {row.get("path") or "-"}"'
+        extra = []
+        for key in ("rule", "cert_name", "reason"):
+            if row.get(key):
+                extra.append(f'{key}="{row[key]}"')
+        out.write(
+            f"{stamp} {row['client_ip']} {request} {row.get('status') or '-'} "
+            f"{row['action']} {row.get('bytes_out') or 0}B {row['duration_ms']}ms "
+            f"id={row['request_id']} {' '.join(extra)}".rstrip()
+            + "\n"
+        )
+        out.flush()
+
+    return as_json if fmt == "json" else as_text
+
+
+def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise HagateError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_socket(
+    state: StateDir,
+    setup: Setup,
+    sock: socket.socket,
+    log_format: str,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Run one gateway on a listening socket until SIGTERM."""
+    loop = asyncio.get_running_loop()
+    events = EventStore(state / EVENTS_NAME, setup.config.retention_days).start()
+    gateway = Gateway(
+        setup,
+        server_context(state),
+        Inventory(state / INVENTORY_NAME),
+        load_cert(state / CA_CERT),
+        events,
+        log_writer(log_format),
+    )
+    stop = asyncio.Event()
+
+    def reload() -> None:
+        try:
+            gateway.setup = load_setup(state)
+            print(
+                f"hagate: config reloaded ({len(gateway.setup.ruleset.rules)} rules)",
+                file=sys.stderr,
+                flush=True,
+            )
+        except HagateError as e:
+            print(
+                f"hagate: config NOT reloaded, keeping the old one: {e}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    limit = setup.config.gateway.max_header_bytes
+
+    def protocol() -> PausedStreamProtocol:
+        return PausedStreamProtocol(asyncio.StreamReader(limit=limit), gateway.handle)
+
+    server = await loop.create_server(protocol, sock=sock)
+    if ready:
+        ready()
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        gateway.closing = True
+        deadline = time.monotonic() + setup.config.gateway.drain_timeout
+        while gateway.busy and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for task in list(gateway.connections):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*gateway.connections, return_exceptions=True), 2)
+        gateway.pool.close()
+        events.close()
+
+
+def run_event_loop(coro_factory: Callable[[], Any]) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without it
+        asyncio.run(coro_factory())
+        return
+    uvloop.run(coro_factory())
+
+
+def _worker(state: StateDir, setup: Setup, sock: socket.socket, log_format: str) -> int:
+    try:
+        run_event_loop(lambda: serve_socket(state, setup, sock, log_format))
+    except BaseException:
+        return 1
+    return 0
+
+
+def serve(state: StateDir, listen: str | None, workers: int, log_format: str) -> None:
+    setup = load_setup(state)
+    cfg: Config = setup.config
+    host, port = parse_listen(listen or cfg.listen)
+    print(
+        f"hagate: gateway for {cfg.hostname} on {host}:{port} -> {cfg.upstream}, "
+        f"{workers} worker(s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    if workers <= 1:
+        sock = bind(host, port, reuse_port=False)
+        run_event_loop(lambda: serve_socket(state, setup, sock, log_format))
+        return
+    socks = [bind(host, port, reuse_port=True) for _ in range(workers)]
+    children: list[int] = []
+    for sock in socks:
+        pid = os.fork()
+        if pid == 0:
+            for other in socks:
+                if other is not sock:
+                    other.close()
+            os._exit(_worker(state, setup, sock, log_format))
+        children.append(pid)
+    for sock in socks:
+        sock.close()
+
+    def forward(signum: int, _frame: Any) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    status = 0
+    for pid in children:
+        while True:
+            try:
+                _, code = os.waitpid(pid, 0)
+                status = status or os.waitstatus_to_exitcode(code)
+                break
+            except InterruptedError:
+                continue
+    if status:
+        sys.exit(status)

@@ -1,0 +1,717 @@
+"""The gateway's connection handler: TLS, then each request decided by the rules and proxied.
+
+Rules of this module:
+  1. Every request on a connection is parsed, vetted and decided on its own; nothing about an
+     earlier request (its rule result, its path) carries over to the next.
+  2. A refused request never reaches Home Assistant. A refused request with a body closes the
+     connection, so no unread body can be taken for the next request.
+  3. Bodies are streamed in both directions in pieces of at most `CHUNK` bytes, with
+     backpressure (drain) on every write: memory per connection is bounded.
+  4. What the rules matched is what is forwarded: the normalised target, the client's Host,
+     and X-Forwarded-* built here (whatever the client sent is replaced).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import secrets
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+
+from hagate.config import Config
+from hagate.events.store import EventStore
+from hagate.gateway.http1 import (
+    HOP_BY_HOP,
+    LAST_CHUNK,
+    MAX_CHUNK_LINE,
+    HeadError,
+    RequestHead,
+    ResponseHead,
+    encode_chunk,
+    parse_chunk_size,
+    parse_request_head,
+    parse_response_head,
+)
+from hagate.gateway.identity import NO_CERT, CertState, ClientCertificate, Inventory
+from hagate.gateway.pages import page, reason_phrase
+from hagate.gateway.tls import SNI_ATTR, handshake_reason
+from hagate.gateway.upstream import UpstreamError, UpstreamPool
+from hagate.geoip import GeoIP, Location
+from hagate.rules.request import request_fields
+from hagate.rules.ruleset import Decision, RuleSet
+
+CHUNK = 65536
+_DROP_FROM_CLIENT = HOP_BY_HOP | {
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-real-ip",
+    "expect",
+}
+_NO_BODY_STATUS = {204, 304}
+
+
+class BodyError(Exception):
+    """The client's body broke off or broke the rules; the connection is closed."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass
+class Setup:
+    """What a gateway needs that SIGHUP may replace: config, rules, GeoIP."""
+
+    config: Config
+    ruleset: RuleSet
+    geoip: GeoIP
+
+
+@dataclass
+class Exchange:
+    """One request's record: becomes an event row and a log line."""
+
+    request_id: str
+    client_ip: str
+    started: float = field(default_factory=time.monotonic)
+    method: str = ""
+    path: str = ""
+    host: str = ""
+    user_agent: str = ""
+    status: int = 0
+    action: str = "allow"
+    rule: str | None = None
+    reason: str | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+class Gateway:
+    def __init__(
+        self,
+        setup: Setup,
+        ssl_context: ssl.SSLContext,
+        inventory: Inventory,
+        ca_cert: x509.Certificate,
+        events: EventStore | None = None,
+        log: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.setup = setup
+        self.ssl = ssl_context
+        self.inventory = inventory
+        self.ca_cert = ca_cert
+        self.events = events
+        self.log = log
+        settings = setup.config.gateway
+        self.pool = UpstreamPool(setup.config.upstream, settings.connect_timeout)
+        self.closing = False
+        self.connections: set[asyncio.Task[None]] = set()
+        self.busy = 0
+
+    # -- connections ------------------------------------------------------------------------
+
+    async def handle(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: tuple[str, int] | None = None,
+    ) -> None:
+        """Serve one client connection (plain TCP in; TLS is started here)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.connections.add(task)
+        try:
+            await self._serve(reader, writer, client or writer.get_extra_info("peername"))
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        finally:
+            if task is not None:
+                self.connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1)
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: tuple[str, int]
+    ) -> None:
+        settings = self.setup.config.gateway
+        client_ip = peer[0]
+        try:
+            await writer.start_tls(self.ssl, ssl_handshake_timeout=settings.header_timeout)
+        except Exception as e:  # every handshake failure is an event, whatever its kind
+            self._event(
+                Exchange(
+                    new_request_id(), client_ip, action="tls_error", reason=handshake_reason(e)
+                ),
+                sni=None,
+                cert=NO_CERT,
+            )
+            return
+        sslobj = writer.get_extra_info("ssl_object")
+        sni: str | None = getattr(sslobj, SNI_ATTR, None) if sslobj is not None else None
+        der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
+        client_cert = ClientCertificate(der, self.ca_cert) if der else None
+        ip = ipaddress.ip_address(client_ip)
+        location = self.setup.geoip.lookup(ip)
+        sockname = writer.get_extra_info("sockname")
+        port = sockname[1] if sockname else 443
+        first = True
+        while not self.closing:
+            head_bytes = await self._read_head(reader, writer, client_ip, sni, first)
+            if head_bytes is None:
+                return
+            first = False
+            self.busy += 1
+            try:
+                keep = await self._request(
+                    head_bytes, reader, writer, ip, location, sni, client_cert, port
+                )
+            finally:
+                self.busy -= 1
+            if not keep:
+                return
+
+    async def _read_head(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client_ip: str,
+        sni: str | None,
+        first: bool,
+    ) -> bytes | None:
+        """The next request head, or None when the connection should end."""
+        settings = self.setup.config.gateway
+        try:
+            # Waiting for the next request is idle time; once it starts, the whole head must
+            # arrive within header_timeout (a slowloris client gets cut off).
+            start = await asyncio.wait_for(
+                reader.readexactly(1), settings.header_timeout if first else settings.idle_timeout
+            )
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            return None
+        try:
+            rest = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), settings.header_timeout)
+        except TimeoutError:
+            await self._refuse(
+                writer,
+                Exchange(new_request_id(), client_ip),
+                408,
+                "the request head did not arrive in time",
+                sni,
+            )
+            return None
+        except asyncio.LimitOverrunError:
+            await self._refuse(
+                writer,
+                Exchange(new_request_id(), client_ip),
+                431,
+                "the request head is too large",
+                sni,
+            )
+            return None
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+        return start + rest
+
+    async def _refuse(
+        self,
+        writer: asyncio.StreamWriter,
+        ex: Exchange,
+        status: int,
+        reason: str,
+        sni: str | None,
+        as_html: bool = False,
+    ) -> None:
+        ex.status, ex.action, ex.reason = status, "refused", reason
+        with contextlib.suppress(Exception):
+            writer.write(
+                page(
+                    status, reason_phrase(status), reason, ex.request_id, as_html, keep_alive=False
+                )
+            )
+            await asyncio.wait_for(writer.drain(), 5)
+        self._event(ex, sni=sni, cert=NO_CERT)
+
+    # -- one request ------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        head_bytes: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+        location: Location,
+        sni: str | None,
+        client_cert: ClientCertificate | None,
+        port: int,
+    ) -> bool:
+        setup = self.setup
+        settings = setup.config.gateway
+        ex = Exchange(new_request_id(), str(ip))
+        try:
+            head = parse_request_head(head_bytes, settings.max_headers)
+        except HeadError as e:
+            await self._refuse(writer, ex, e.status, e.reason, sni)
+            return False
+        ex.method, ex.path, ex.host = head.method, head.target.uri, head.host
+        ex.user_agent = head.get("user-agent") or ""
+        wants_html = "text/html" in (head.get("accept") or "")
+        cert = client_cert.state(self.inventory) if client_cert else NO_CERT
+
+        host_name = head.host.rsplit(":", 1)[0] if not head.host.endswith("]") else head.host
+        host_name = host_name.lower().rstrip(".")
+        expected = (sni or setup.config.hostname).lower()
+        if host_name != expected:
+            ex.status, ex.action, ex.reason = (
+                421,
+                "refused",
+                f"Host {head.host!r} does not match the TLS name {expected!r}",
+            )
+            writer.write(
+                page(
+                    421,
+                    "Wrong address",
+                    f"This connection was made for {expected}, not {host_name}.",
+                    ex.request_id,
+                    wants_html,
+                    keep_alive=False,
+                    body_allowed=head.method != "HEAD",
+                )
+            )
+            await writer.drain()
+            self._event(ex, sni, cert)
+            return False
+        if settings.max_body_bytes and (head.content_length or 0) > settings.max_body_bytes:
+            await self._refuse(writer, ex, 413, "the request body is too large", sni, wants_html)
+            return False
+
+        values = request_fields(
+            client_ip=ip,
+            method=head.method,
+            host=head.host,
+            target=head.target.uri,
+            headers=head.headers,
+            version=head.version,
+            port=port,
+            asn=location.asn,
+            country=location.country,
+            continent=location.continent,
+            tls=cert.fields,
+            timestamp=int(time.time()),
+        )
+        decision = setup.ruleset.evaluate(values)
+        if decision.logged:
+            ex.rule = "; ".join(r.description or f"#{r.number}" for r in decision.logged)
+        if decision.blocked:
+            keep = head.keep_alive and not head.has_body and not head.expect_continue
+            await self._block(writer, ex, head, decision, cert, wants_html, keep)
+            self._event(ex, sni, cert)
+            return keep
+        if decision.rule is not None:
+            ex.rule = decision.rule.description or f"#{decision.rule.number}"
+            ex.action = "skip"
+        try:
+            keep = await self._proxy(head, reader, writer, ex)
+        except UpstreamError as e:
+            ex.status, ex.reason = e.status, e.reason
+            ex.action = "upstream_error"
+            with contextlib.suppress(Exception):
+                title = (
+                    "Home Assistant is not answering"
+                    if e.status == 504
+                    else "Home Assistant cannot be reached"
+                )
+                writer.write(
+                    page(
+                        e.status,
+                        title,
+                        "The gateway could not get an answer from "
+                        "Home Assistant. Try again in a moment.",
+                        ex.request_id,
+                        wants_html,
+                        keep_alive=False,
+                    )
+                )
+                await writer.drain()
+            keep = False
+        except BodyError as e:
+            ex.status, ex.action, ex.reason = e.status, "refused", str(e)
+            with contextlib.suppress(Exception):
+                writer.write(
+                    page(
+                        e.status,
+                        reason_phrase(e.status),
+                        str(e),
+                        ex.request_id,
+                        wants_html,
+                        keep_alive=False,
+                    )
+                )
+                await writer.drain()
+            keep = False
+        self._event(ex, sni, cert)
+        return keep and not self.closing
+
+    async def _block(
+        self,
+        writer: asyncio.StreamWriter,
+        ex: Exchange,
+        head: RequestHead,
+        decision: Decision,
+        cert: CertState,
+        wants_html: bool,
+        keep: bool,
+    ) -> None:
+        rule = decision.rule
+        assert rule is not None
+        ex.status, ex.action = decision.status, "block"
+        ex.rule = rule.description or f"#{rule.number}"
+        mentions_cert = "cf.tls_client_auth" in rule.expression
+        if decision.status == 429:
+            title, message = "Too many requests", "Slow down and try again in a while."
+            hint = ""
+        elif mentions_cert and cert.problem:
+            title = "A client certificate is required"
+            message = (
+                f"This Home Assistant only lets in devices holding a valid client "
+                f"certificate, and {cert.problem}."
+            )
+            hint = (
+                "Ask whoever runs it for a new certificate, install it, and reload."
+                if cert.name
+                else "Install your certificate on this device and reload."
+            )
+        else:
+            title = "Blocked"
+            message = f'This request was blocked by the rule "{ex.rule}".'
+            hint = ""
+        if rule.response:
+            message, hint = rule.response, ""
+        ex.reason = cert.problem if mentions_cert else None
+        writer.write(
+            page(
+                decision.status,
+                title,
+                message,
+                ex.request_id,
+                wants_html,
+                keep,
+                hint,
+                body_allowed=head.method != "HEAD",
+            )
+        )
+        await writer.drain()
+
+    # -- proxying ---------------------------------------------------------------------------
+
+    def _upstream_head(self, head: RequestHead, client_ip: str) -> bytes:
+        named = head.connection_tokens
+        lines = [f"{head.method} {head.target.uri} HTTP/1.1"]
+        for name, value in head.headers:
+            n = name.lower()
+            if n in _DROP_FROM_CLIENT or n in named or n == "content-length":
+                continue
+            lines.append(f"{name}: {value}")
+        if not head.host:
+            lines.append(f"Host: {self.setup.config.hostname}")
+        lines.append(f"X-Forwarded-For: {client_ip}")
+        lines.append("X-Forwarded-Proto: https")
+        lines.append(f"X-Forwarded-Host: {head.host or self.setup.config.hostname}")
+        if head.expect_continue:
+            lines.append("Expect: 100-continue")
+        if head.chunked:
+            lines.append("Transfer-Encoding: chunked")
+        elif head.content_length is not None:
+            lines.append(f"Content-Length: {head.content_length}")
+        if head.websocket:
+            lines.append("Upgrade: websocket")
+            lines.append("Connection: Upgrade")
+        else:
+            lines.append("Connection: keep-alive")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    async def _proxy(
+        self,
+        head: RequestHead,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        ex: Exchange,
+    ) -> bool:
+        settings = self.setup.config.gateway
+        upstream_head = self._upstream_head(head, ex.client_ip)
+        attempts = 1 if head.has_body else 2  # a stale pooled connection gets one retry
+        for attempt in range(attempts):
+            ureader, uwriter, reused = await self.pool.acquire(fresh=attempt > 0)
+            try:
+                uwriter.write(upstream_head)
+                if not head.has_body:
+                    await uwriter.drain()
+                body_task = (
+                    asyncio.create_task(self._pump_body(head, reader, uwriter, ex))
+                    if head.has_body
+                    else None
+                )
+                try:
+                    rhead_bytes, rhead = await self._response_head(
+                        ureader, writer, settings.response_timeout
+                    )
+                except BaseException:
+                    if body_task is not None:
+                        body_task.cancel()
+                    raise
+            except (ConnectionError, asyncio.IncompleteReadError) as e:
+                uwriter.close()
+                if reused and attempt + 1 < attempts:
+                    continue
+                raise UpstreamError(502, f"Home Assistant closed the connection ({e})") from None
+            except TimeoutError:
+                uwriter.close()
+                raise UpstreamError(504, "Home Assistant did not answer in time") from None
+            except HeadError as e:
+                uwriter.close()
+                raise UpstreamError(502, e.reason) from None
+            break
+        ex.status = rhead.status
+        conn = (ureader, uwriter)
+        if rhead.status == 101 and head.websocket:
+            writer.write(rhead_bytes)
+            await writer.drain()
+            if body_task is not None:
+                body_task.cancel()
+            await self._pipe(reader, writer, ureader, uwriter, ex)
+            return False
+        try:
+            upstream_done, keep_client = await self._respond(head, rhead, ureader, writer, ex)
+        except BaseException:
+            uwriter.close()
+            if body_task is not None:
+                body_task.cancel()
+            raise
+        body_ok = True
+        if body_task is not None:
+            if not body_task.done():
+                # The response finished before the request body was read: close both ends.
+                body_task.cancel()
+                body_ok = False
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await body_task
+            if body_task.cancelled() or body_task.exception() is not None:
+                body_ok = False
+        if upstream_done and rhead.keep_alive and body_ok:
+            self.pool.release(conn)
+        else:
+            uwriter.close()
+        return keep_client and head.keep_alive and body_ok
+
+    async def _response_head(
+        self, ureader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
+    ) -> tuple[bytes, ResponseHead]:
+        while True:
+            raw = await asyncio.wait_for(ureader.readuntil(b"\r\n\r\n"), timeout)
+            rhead = parse_response_head(raw)
+            if 100 <= rhead.status < 200 and rhead.status != 101:
+                writer.write(raw)  # 100 Continue and friends go straight to the client
+                await writer.drain()
+                continue
+            return raw, rhead
+
+    async def _pump_body(
+        self,
+        head: RequestHead,
+        reader: asyncio.StreamReader,
+        uwriter: asyncio.StreamWriter,
+        ex: Exchange,
+    ) -> None:
+        limit = self.setup.config.gateway.max_body_bytes
+        if head.content_length is not None:
+            remaining = head.content_length
+            while remaining:
+                data = await reader.read(min(CHUNK, remaining))
+                if not data:
+                    raise BodyError(400, "the request body ended early")
+                remaining -= len(data)
+                ex.bytes_in += len(data)
+                uwriter.write(data)
+                await uwriter.drain()
+            return
+        async for piece in read_chunked(reader):
+            ex.bytes_in += len(piece)
+            if limit and ex.bytes_in > limit:
+                raise BodyError(413, "the request body is too large")
+            uwriter.write(encode_chunk(piece))
+            await uwriter.drain()
+        uwriter.write(LAST_CHUNK)
+        await uwriter.drain()
+
+    async def _respond(
+        self,
+        head: RequestHead,
+        rhead: ResponseHead,
+        ureader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        ex: Exchange,
+    ) -> tuple[bool, bool]:
+        """Send the response; returns (upstream connection reusable, client keep-alive)."""
+        no_body = head.method == "HEAD" or rhead.status in _NO_BODY_STATUS
+        named = {
+            t.strip().lower()
+            for k, v in rhead.headers
+            if k.lower() == "connection"
+            for t in v.split(",")
+        }
+        keep_client = head.keep_alive and not self.closing
+        lines = [f"HTTP/1.1 {rhead.status} {rhead.reason or reason_phrase(rhead.status)}"]
+        for name, value in rhead.headers:
+            n = name.lower()
+            if (
+                n in HOP_BY_HOP
+                or n in named
+                or (n == "content-length" and not no_body and rhead.content_length is None)
+            ):
+                continue
+            lines.append(f"{name}: {value}")
+        close_delimited = not no_body and not rhead.chunked and rhead.content_length is None
+        rechunk = not no_body and (rhead.chunked or close_delimited) and head.version == "HTTP/1.1"
+        if rechunk:
+            lines.append("Transfer-Encoding: chunked")
+        elif not no_body and rhead.content_length is None:
+            keep_client = False  # HTTP/1.0 client, unknown length: the end is the close
+        lines.append(f"Connection: {'keep-alive' if keep_client else 'close'}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if no_body:
+            await writer.drain()
+            return True, keep_client
+        if rhead.content_length is not None:
+            remaining = rhead.content_length
+            while remaining:
+                data = await ureader.read(min(CHUNK, remaining))
+                if not data:
+                    raise ConnectionError("Home Assistant closed mid-response")
+                remaining -= len(data)
+                ex.bytes_out += len(data)
+                writer.write(data)
+                await writer.drain()
+            await writer.drain()
+            return True, keep_client
+        pieces = read_chunked(ureader) if rhead.chunked else read_until_eof(ureader)
+        async for piece in pieces:
+            ex.bytes_out += len(piece)
+            writer.write(encode_chunk(piece) if rechunk else piece)
+            await writer.drain()
+        if rechunk:
+            writer.write(LAST_CHUNK)
+        await writer.drain()
+        return rhead.chunked, keep_client
+
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        ureader: asyncio.StreamReader,
+        uwriter: asyncio.StreamWriter,
+        ex: Exchange,
+    ) -> None:
+        """After a 101: bytes both ways until either side closes."""
+
+        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, inbound: bool) -> None:
+            try:
+                while data := await src.read(CHUNK):
+                    if inbound:
+                        ex.bytes_in += len(data)
+                    else:
+                        ex.bytes_out += len(data)
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+                pass
+
+        tasks = [
+            asyncio.create_task(copy(reader, uwriter, True)),
+            asyncio.create_task(copy(ureader, writer, False)),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            uwriter.close()
+
+    # -- events and logs --------------------------------------------------------------------
+
+    def _event(self, ex: Exchange, sni: str | None, cert: CertState) -> None:
+        loc = self.setup.geoip.lookup(ex.client_ip) if ex.client_ip else Location()
+        row = {
+            "time": time.time(),
+            "request_id": ex.request_id,
+            "client_ip": ex.client_ip,
+            "asn": loc.asn or None,
+            "country": loc.country or None,
+            "sni": sni,
+            "host": ex.host or None,
+            "method": ex.method or None,
+            "path": ex.path or None,
+            "user_agent": ex.user_agent or None,
+            "cert_name": cert.name,
+            "cert_sha256": cert.sha256,
+            "rule": ex.rule,
+            "action": ex.action,
+            "status": ex.status or None,
+            "bytes_in": ex.bytes_in,
+            "bytes_out": ex.bytes_out,
+            "duration_ms": round((time.monotonic() - ex.started) * 1000, 3),
+            "reason": ex.reason,
+        }
+        if self.events is not None:
+            self.events.record(row)
+        if self.log is not None:
+            self.log(row)
+
+
+async def read_chunked(reader: asyncio.StreamReader):  # type: ignore[no-untyped-def]
+    """Body pieces of a chunked message, read exactly (never past the end)."""
+    while True:
+        try:
+            line = await reader.readuntil(b"\r\n")
+        except asyncio.LimitOverrunError:
+            raise BodyError(400, "chunk size line too long") from None
+        if len(line) > MAX_CHUNK_LINE:
+            raise BodyError(400, "chunk size line too long")
+        try:
+            size = parse_chunk_size(line[:-2])
+        except HeadError as e:
+            raise BodyError(400, e.reason) from None
+        if size == 0:
+            break
+        while size:
+            data = await reader.readexactly(min(CHUNK, size))
+            size -= len(data)
+            yield data
+        if await reader.readexactly(2) != b"\r\n":
+            raise BodyError(400, "chunk data longer than its size")
+    # Trailers: read and dropped, bounded.
+    total = 0
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        total += len(line)
+        if total > 16384:
+            raise BodyError(400, "trailers too large")
+        if line == b"\r\n":
+            return
+
+
+async def read_until_eof(reader: asyncio.StreamReader):  # type: ignore[no-untyped-def]
+    while data := await reader.read(CHUNK):
+        yield data

@@ -1,0 +1,52 @@
+"""The gateway's TLS: the server certificate, and a client certificate requested, not required.
+
+Expired client certificates are let through the handshake (OpenSSL's NO_CHECK_TIME) so the
+gateway can tell their holder in plain words, on a page, that the certificate expired; the
+gateway then treats them as not verified. A certificate from another CA fails the handshake.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from hagate.state import CA_CERT, SERVER_CERT, SERVER_KEY, StateDir
+
+X509_V_FLAG_NO_CHECK_TIME = 0x200000  # OpenSSL's flag; Python's ssl has no name for it
+SNI_ATTR = "hagate_sni"
+
+
+def _remember_sni(sock: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+    setattr(sock, SNI_ATTR, server_name)
+
+
+def server_context(
+    state: StateDir, cert: Path | None = None, key: Path | None = None
+) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert or state / SERVER_CERT, key or state / SERVER_KEY)
+    ctx.load_verify_locations(cafile=str(state / CA_CERT))
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.verify_flags |= X509_V_FLAG_NO_CHECK_TIME
+    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.sni_callback = _remember_sni
+    return ctx
+
+
+def handshake_reason(exc: BaseException) -> str:
+    """A short, plain description of why a TLS handshake failed."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"client certificate refused: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        reason = (exc.reason or str(exc)).lower().replace("_", " ")
+        if "unknown ca" in reason or "certificate verify failed" in reason:
+            return "client certificate refused: not issued by this hagate CA"
+        if "no shared cipher" in reason or "version" in reason:
+            return f"no common TLS parameters ({reason})"
+        if "wrong version number" in reason or "http request" in reason:
+            return "not TLS (plain HTTP sent to the TLS port?)"
+        return reason
+    if isinstance(exc, TimeoutError):
+        return "TLS handshake timed out"
+    return type(exc).__name__ + (f": {exc}" if str(exc) else "")
