@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 from hagate.config import Config, load_config, parse_listen
 from hagate.errors import HagateError
@@ -29,19 +29,6 @@ from hagate.geoip import GeoIP
 from hagate.pki.authority import load_cert
 from hagate.rules.ruleset import ruleset_from_config
 from hagate.state import CA_CERT, INVENTORY_NAME, StateDir
-
-
-class PausedStreamProtocol(asyncio.StreamReaderProtocol):
-    """A stream protocol that reads nothing until TLS is started on it.
-
-    The client's ClientHello may arrive before the handler calls start_tls; read by the plain
-    stream it would be stuck in a buffer the TLS layer never sees, and the handshake would
-    hang. Pausing in connection_made means no byte is read before start_tls resumes reading.
-    """
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        cast(asyncio.ReadTransport, transport).pause_reading()  # uvloop's is not a subclass
 
 
 def load_setup(state: StateDir) -> Setup:
@@ -126,18 +113,14 @@ async def serve_socket(
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload)
-    limit = setup.config.gateway.max_header_bytes
-
-    def protocol() -> PausedStreamProtocol:
-        return PausedStreamProtocol(asyncio.StreamReader(limit=limit), gateway.handle)
-
-    server = await loop.create_server(protocol, sock=sock)
+    accepting = asyncio.create_task(accept_loop(gateway, sock))
     if ready:
         ready()
     try:
         await stop.wait()
     finally:
-        server.close()
+        accepting.cancel()
+        sock.close()
         gateway.closing = True
         deadline = time.monotonic() + setup.config.gateway.drain_timeout
         while gateway.busy and time.monotonic() < deadline:
@@ -148,6 +131,21 @@ async def serve_socket(
             await asyncio.wait_for(asyncio.gather(*gateway.connections, return_exceptions=True), 2)
         gateway.pool.close()
         events.close()
+
+
+async def accept_loop(gateway: Gateway, sock: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+    while True:
+        try:
+            conn, peer = await loop.sock_accept(sock)
+        except OSError:
+            await asyncio.sleep(0.05)  # out of file descriptors, say: back off, keep serving
+            continue
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        task = asyncio.create_task(gateway.accept(conn, peer))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
 
 def run_event_loop(coro_factory: Callable[[], Any]) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import ipaddress
 import secrets
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -123,18 +124,43 @@ class Gateway:
 
     # -- connections ------------------------------------------------------------------------
 
+    async def accept(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        """Serve one accepted TCP connection: the TLS handshake, then its requests.
+
+        The loop does the handshake on the raw socket, so no byte is read before TLS is in
+        place, and a failed handshake comes back here to become an event.
+        """
+        loop = asyncio.get_running_loop()
+        settings = self.setup.config.gateway
+        reader = asyncio.StreamReader(limit=settings.max_header_bytes)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol,
+                sock,
+                ssl=self.ssl,
+                ssl_handshake_timeout=settings.header_timeout,
+            )
+        except Exception as e:  # every handshake failure is an event, whatever its kind
+            sock.close()
+            ex = Exchange(new_request_id(), peer[0], action="tls_error", reason=handshake_reason(e))
+            self._event(ex, sni=None, cert=NO_CERT)
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        await self.handle(reader, writer, peer)
+
     async def handle(
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        client: tuple[str, int] | None = None,
+        peer: tuple[str, int],
     ) -> None:
-        """Serve one client connection (plain TCP in; TLS is started here)."""
+        """Serve the requests of one client connection over an established TLS stream."""
         task = asyncio.current_task()
         if task is not None:
             self.connections.add(task)
         try:
-            await self._serve(reader, writer, client or writer.get_extra_info("peername"))
+            await self._serve(reader, writer, peer)
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
@@ -147,19 +173,7 @@ class Gateway:
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: tuple[str, int]
     ) -> None:
-        settings = self.setup.config.gateway
         client_ip = peer[0]
-        try:
-            await writer.start_tls(self.ssl, ssl_handshake_timeout=settings.header_timeout)
-        except Exception as e:  # every handshake failure is an event, whatever its kind
-            self._event(
-                Exchange(
-                    new_request_id(), client_ip, action="tls_error", reason=handshake_reason(e)
-                ),
-                sni=None,
-                cert=NO_CERT,
-            )
-            return
         sslobj = writer.get_extra_info("ssl_object")
         sni: str | None = getattr(sslobj, SNI_ATTR, None) if sslobj is not None else None
         der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None

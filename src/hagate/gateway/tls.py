@@ -37,7 +37,10 @@ def server_context(
 def handshake_reason(exc: BaseException) -> str:
     """A short, plain description of why a TLS handshake failed."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"client certificate refused: {exc.verify_message}"
+        message = str(exc.verify_message)
+        if "issuer" in message or "self-signed" in message or "self signed" in message:
+            return "client certificate refused: not issued by this hagate CA"
+        return f"client certificate refused: {message}"
     if isinstance(exc, ssl.SSLError):
         reason = (exc.reason or str(exc)).lower().replace("_", " ")
         if "unknown ca" in reason or "certificate verify failed" in reason:
@@ -47,6 +50,8 @@ def handshake_reason(exc: BaseException) -> str:
         if "wrong version number" in reason or "http request" in reason:
             return "not TLS (plain HTTP sent to the TLS port?)"
         return reason
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError) or "taking longer than" in str(exc):
         return "TLS handshake timed out"
+    if isinstance(exc, ConnectionError | EOFError):
+        return "the client closed the connection during the TLS handshake"
     return type(exc).__name__ + (f": {exc}" if str(exc) else "")

@@ -1,0 +1,268 @@
+"""The request head parser and target normaliser: the gateway's security boundary."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_to_bytes
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hagate.gateway.http1 import (
+    HeadError,
+    parse_chunk_size,
+    parse_request_head,
+    parse_response_head,
+)
+from hagate.gateway.paths import PathError, normalise_target
+
+
+def head(*lines: str, request: str = "GET / HTTP/1.1") -> bytes:
+    return ("\r\n".join([request, *lines]) + "\r\n\r\n").encode("latin-1")
+
+
+def refused(data: bytes) -> HeadError:
+    with pytest.raises(HeadError) as e:
+        parse_request_head(data)
+    return e.value
+
+
+def test_a_plain_request() -> None:
+    h = parse_request_head(head("Host: ha.example.com", "User-Agent: curl/8"))
+    assert (h.method, h.target.path, h.version, h.host) == (
+        "GET",
+        "/",
+        "HTTP/1.1",
+        "ha.example.com",
+    )
+    assert h.keep_alive and not h.has_body and h.get("user-agent") == "curl/8"
+
+
+@pytest.mark.parametrize(
+    ("lines", "request_line", "status", "needle"),
+    [
+        (["Host: a", "Content-Length: 5", "Transfer-Encoding: chunked"], None, 400, "both"),
+        (["Host: a", "Transfer-Encoding: chunked", "Content-Length: 5"], None, 400, "both"),
+        (["Host: a", "Content-Length: 5", "Content-Length: 5"], None, 400, "more than one"),
+        (["Host: a", "Content-Length: 5, 5"], None, 400, "malformed"),
+        (["Host: a", "Content-Length: +5"], None, 400, "malformed"),
+        (["Host: a", "Content-Length: -1"], None, 400, "malformed"),
+        (["Host: a", "Content-Length: 0x10"], None, 400, "malformed"),
+        (["Host: a", "Transfer-Encoding: gzip, chunked"], None, 400, "chunked"),
+        (
+            ["Host: a", "Transfer-Encoding: chunked", "Transfer-Encoding: chunked"],
+            None,
+            400,
+            "chunked",
+        ),
+        (["Host: a", "Transfer-Encoding: xchunked"], None, 400, "chunked"),
+        (["Host: a", "Transfer-Encoding: identity"], None, 400, "chunked"),
+        (["Host: a", "X-Folded: a", " continued"], None, 400, "folding"),
+        (["Host: a", "X-Folded: a", "\tcontinued"], None, 400, "folding"),
+        (["Host: a", "Content-Length : 5"], None, 400, "whitespace"),
+        (["Host: a", "Content-Length\t: 5"], None, 400, "whitespace"),
+        (["Host: a", "Upgrade: h2c", "Connection: Upgrade, HTTP2-Settings"], None, 400, "h2c"),
+        (["Host: a", "X: a\x00b"], None, 400, "control"),
+        (["Host: a", "Host: b"], None, 400, "more than one Host"),
+        (["User-Agent: x"], None, 400, "missing Host"),
+        (["Host: a", "Expect: something"], None, 417, "Expect"),
+        (["Host: a"], "GET / HTTP/2.0", 505, "HTTP/1.0 and HTTP/1.1"),
+        (["Host: a"], "GET / FTP/1.0", 400, "version"),
+        (["Host: a"], "GET  / HTTP/1.1", 400, "request line"),
+        (["Host: a"], "get / HTTP/1.1", 400, "method"),
+        (["Host: a"], "CONNECT a:443 HTTP/1.1", 405, "CONNECT"),
+        (["Host: a"], "GET http://a/ HTTP/1.1", 400, "origin-form"),
+        (["Host: a", "Transfer-Encoding: chunked"], "POST / HTTP/1.0", 400, "HTTP/1.0"),
+    ],
+)
+def test_smuggling_and_malformed_heads_are_refused(
+    lines: list[str], request_line: str | None, status: int, needle: str
+) -> None:
+    e = refused(head(*lines, request=request_line or "GET / HTTP/1.1"))
+    assert e.status == status and needle in e.reason
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET / HTTP/1.1\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\n\n",
+    ],
+)
+def test_bare_cr_or_lf_is_refused(raw: bytes) -> None:
+    assert refused(raw).status == 400
+
+
+def test_framing_is_read_correctly() -> None:
+    h = parse_request_head(
+        head("Host: a", "Content-Length: 12"),
+    )
+    assert h.content_length == 12 and h.has_body
+    h = parse_request_head(head("Host: a", "Transfer-Encoding: Chunked"))
+    assert h.chunked and h.content_length is None
+    h = parse_request_head(head("Host: a", "Connection: close"))
+    assert not h.keep_alive
+    h = parse_request_head(head("Host: a", request="GET / HTTP/1.0"))
+    assert not h.keep_alive
+    h = parse_request_head(head("Connection: keep-alive", request="GET / HTTP/1.0"))
+    assert h.keep_alive and h.host == ""
+    h = parse_request_head(head("Host: a", "Upgrade: websocket", "Connection: keep-alive, Upgrade"))
+    assert h.websocket
+    h = parse_request_head(head("Host: a", "Expect: 100-continue", "Content-Length: 3"))
+    assert h.expect_continue
+
+
+def test_header_count_limit() -> None:
+    lines = ["Host: a", *(f"X-{i}: v" for i in range(100))]
+    assert refused(head(*lines)).status == 431
+
+
+# -- paths --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [
+        ("/", "/"),
+        ("/api/states", "/api/states"),
+        ("/api/states?x=1", "/api/states"),
+        ("/auth/token/../../api/states", "/api/states"),
+        ("/auth/./token", "/auth/token"),
+        ("/auth/%2e%2e/api/states", "/api/states"),
+        ("/auth/%2E/token", "/auth/token"),
+        ("//api/states", "/api/states"),
+        ("/api//states", "/api/states"),
+        ("/api/states/", "/api/states/"),
+        ("/api/states/.", "/api/states/"),
+        ("/api/states/..", "/api/"),
+        ("/%61pi/states", "/api/states"),
+        ("/a%20b", "/a%20b"),
+        ("/a%c3%a9", "/a%C3%A9"),
+        ("/a%25b", "/a%25b"),
+        ("/api/~user/x:y@z", "/api/~user/x:y@z"),
+    ],
+)
+def test_normalisation(target: str, path: str) -> None:
+    assert normalise_target(target).path == path
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/auth/token%2F..%2F..%2Fapi/states",
+        "/auth/token%2f..%2f..%2fapi/states",
+        "/auth/token%5C..%5Capi",
+        "/../api/states",
+        "/auth/../../api",
+        "/%2e%2e/api",
+        "/a%00b",
+        "/a%0a",
+        "/a%3Fb",
+        "/a%23b",
+        "/a%zz",
+        "/a%2",
+        "/a b",
+        "/a\\b",
+        "/a#frag",
+        "api/states",
+        "*",
+        "/caf\xe9",
+    ],
+)
+def test_ambiguous_or_malformed_paths_are_refused(target: str) -> None:
+    with pytest.raises(PathError):
+        normalise_target(target)
+
+
+# -- properties ---------------------------------------------------------------------------
+
+TARGET_CHARS = st.sampled_from([*"/.%2eEfF5cC0a?#\\ ~:@!x", "%2f", "%2e", "%2E", "..", "//"])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(TARGET_CHARS, max_size=20).map(lambda p: "/" + "".join(p)))
+def test_normalised_paths_are_canonical_and_stable(target: str) -> None:
+    try:
+        t = normalise_target(target)
+    except PathError:
+        return
+    p = t.path
+    assert p.startswith("/")
+    segments = p.split("/")[1:]
+    assert "." not in segments and ".." not in segments
+    assert "//" not in p
+    assert normalise_target(p).path == p  # idempotent: what is forwarded re-normalises to itself
+    # No segment is a dot segment in any spelling once decoded.
+    for seg in segments:
+        assert unquote_to_bytes(seg) not in (b".", b"..")
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=300))
+def test_head_parser_raises_only_its_own_error_on_any_bytes(data: bytes) -> None:
+    try:
+        parse_request_head(data + b"\r\n\r\n")
+    except HeadError as e:
+        assert 400 <= e.status < 600
+
+
+HEAD_PIECES = st.sampled_from(
+    [
+        b"GET / HTTP/1.1\r\n",
+        b"POST /a/../b HTTP/1.1\r\n",
+        b"Host: a\r\n",
+        b"Host: b\r\n",
+        b"Content-Length: 5\r\n",
+        b"Content-Length: 05\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: gzip\r\n",
+        b" folded\r\n",
+        b"X : y\r\n",
+        b"\n",
+        b"\r",
+        b"Connection: close\r\n",
+        b"Upgrade: h2c\r\n",
+        b"Upgrade: websocket\r\n",
+        b"Connection: upgrade\r\n",
+        b"Expect: 100-continue\r\n",
+    ]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(HEAD_PIECES, min_size=1, max_size=10))
+def test_head_parser_never_accepts_ambiguous_framing(pieces: list[bytes]) -> None:
+    data = b"".join(pieces) + b"\r\n"
+    try:
+        h = parse_request_head(data)
+    except HeadError:
+        return
+    lower = data.lower()
+    # Whatever is accepted has exactly one way to find the end of its body.
+    assert not (b"content-length" in lower and b"transfer-encoding" in lower)
+    assert lower.count(b"content-length") <= 1 and lower.count(b"transfer-encoding") <= 1
+    assert b"h2c" not in lower and b"\r\n " not in data and b" :" not in data
+    assert h.chunked == (b"transfer-encoding" in lower)
+
+
+def test_chunk_size_lines() -> None:
+    assert parse_chunk_size(b"1a") == 26
+    assert parse_chunk_size(b"0") == 0
+    assert parse_chunk_size(b"5;name=value") == 5
+    for bad in (b"", b" 5", b"5 ", b"0x5", b"-1", b"g", b"1234567890abc"):
+        with pytest.raises(HeadError):
+            parse_chunk_size(bad)
+
+
+def test_response_heads() -> None:
+    r = parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n")
+    assert (r.status, r.content_length, r.chunked, r.keep_alive) == (200, 3, False, True)
+    r = parse_response_head(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+    assert r.status == 101
+    r = parse_response_head(b"HTTP/1.0 200 OK\r\n\r\n")
+    assert not r.keep_alive and r.content_length is None
+    with pytest.raises(HeadError) as e:
+        parse_response_head(b"HTTP/1.1 OK\r\n\r\n")
+    assert e.value.status == 502
