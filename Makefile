@@ -5,7 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the tests use as real peers: command -> package.
-SYSTEM_DEPS := openssl:openssl curl:curl pk12util:libnss3-tools certutil:libnss3-tools
+SYSTEM_DEPS := openssl:openssl curl:curl pk12util:libnss3-tools certutil:libnss3-tools \
+	chromium:chromium nginx:nginx-light
+# The benchmark's load generator (ab presents a client certificate with -E).
+BENCH_DEPS := ab:apache2-utils
 
 .PHONY: all setup system-deps test lint typecheck pytest run bench clean
 
@@ -18,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 system-deps:
-	@missing=""; for pair in $(SYSTEM_DEPS); do \
+	@missing=""; for pair in $(SYSTEM_DEPS) $(EXTRA_DEPS); do \
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
@@ -45,8 +48,10 @@ test: lint typecheck pytest
 run: setup
 	$(BIN)/python -m hagate.demo
 
-bench: setup
+bench: $(STAMP)
+	$(MAKE) system-deps EXTRA_DEPS="$(BENCH_DEPS)"
 	$(BIN)/python -m bench.rules_bench
+	$(BIN)/python -m bench.gateway_bench
 
 clean:
 	rm -rf $(VENV) demo .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -286,9 +286,16 @@ class Gateway:
             ctx.load_cert_chain(self.certs_dir / f"{cert}.crt", self.certs_dir / f"{cert}.key")
         return ctx
 
-    def connect(self, cert: str | None = None, sni: str = "ha.test") -> ssl.SSLSocket:
-        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        return self.context(cert).wrap_socket(raw, server_hostname=sni)
+    def tcp(self, source: str | None = None) -> socket.socket:
+        """A TCP connection to the gateway, from `source` (another 127.x address) if given."""
+        return socket.create_connection(
+            ("127.0.0.1", self.port), timeout=30, source_address=(source, 0) if source else None
+        )
+
+    def connect(
+        self, cert: str | None = None, sni: str = "ha.test", source: str | None = None
+    ) -> ssl.SSLSocket:
+        return self.context(cert).wrap_socket(self.tcp(source), server_hostname=sni)
 
     def request(
         self,
@@ -297,8 +304,9 @@ class Gateway:
         method: str = "GET",
         headers: dict[str, str] | None = None,
         body: bytes = b"",
+        source: str | None = None,
     ) -> Response:
-        with self.connect(cert) as sock:
+        with self.connect(cert, source=source) as sock:
             hdrs = {"Host": "ha.test", **(headers or {})}
             if body:
                 hdrs["Content-Length"] = str(len(body))

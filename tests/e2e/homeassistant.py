@@ -1,0 +1,207 @@
+"""A real Home Assistant for end-to-end tests.
+
+The first run creates a Python 3.13 virtualenv outside the checkout (`$HAGATE_CACHE`, default
+~/.cache/hagate) with a pinned Home Assistant and the packages its frontend, auth and
+onboarding load at start; later runs reuse it. HA then runs on loopback with `--skip-pip`, so
+every run starts the same way. Nothing here is optional: a missing Python 3.13 is an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HA_VERSION = "2025.4.4"
+PACKAGES = [
+    f"homeassistant=={HA_VERSION}",
+    "home-assistant-frontend==20250411.0",  # what HA 2025.4.4's frontend integration pins
+    "pyotp==2.8.0",  # auth's multi-factor modules, loaded at start
+    "PyQRCode==1.2.1",
+]
+CACHE = Path(os.environ.get("HAGATE_CACHE", Path.home() / ".cache" / "hagate"))
+PASSWORD = "correct horse battery staple"
+
+
+def find_python313() -> str:
+    candidates = [os.environ.get("HAGATE_PYTHON313", ""), shutil.which("python3.13") or ""]
+    candidates += sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.13*/bin/python3.13")))
+    candidates += ["/usr/local/bin/python3.13", "/usr/bin/python3.13"]
+    for c in candidates:
+        if not c:
+            continue
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run([c, "--version"], capture_output=True, text=True, timeout=30)
+            if out.returncode == 0 and out.stdout.startswith("Python 3.13"):
+                return c
+    raise RuntimeError(
+        "Python 3.13 is needed for the real Home Assistant and was not found; "
+        "install it or set HAGATE_PYTHON313"
+    )
+
+
+def ensure_venv() -> Path:
+    """The cached virtualenv with the pinned Home Assistant, created on first use."""
+    venv = CACHE / f"ha-{HA_VERSION}"
+    stamp = venv / "hagate-packages.txt"
+    wanted = "\n".join(PACKAGES) + "\n"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text() == wanted and (venv / "bin" / "hass").exists():
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([find_python313(), "-m", "venv", str(venv)], check=True)
+        pip = [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ]
+        subprocess.run([*pip, "--upgrade", "pip"], check=True)
+        subprocess.run([*pip, *PACKAGES], check=True, timeout=1800)
+        stamp.write_text(wanted)
+    return venv
+
+
+CONFIGURATION = """\
+homeassistant:
+  name: hagate test home
+  latitude: 52.37
+  longitude: 4.89
+  elevation: 0
+  unit_system: metric
+  time_zone: UTC
+  country: NL
+  currency: EUR
+http:
+  server_host: 127.0.0.1
+  server_port: {port}
+  use_x_forwarded_for: true
+  trusted_proxies:
+    - 127.0.0.1
+  ip_ban_enabled: true
+  login_attempts_threshold: 3
+frontend:
+api:
+websocket_api:
+onboarding:
+config:
+alexa:
+  smart_home:
+input_boolean:
+  porch_light:
+    name: Porch light
+logger:
+  default: warning
+  logs:
+    aiohttp.access: info
+"""
+
+
+@dataclass
+class HomeAssistant:
+    config_dir: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    access_token: str = ""
+    refresh_token: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 300) -> None:
+        venv = ensure_venv()
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        (self.config_dir / "configuration.yaml").write_text(CONFIGURATION.format(port=self.port))
+        self.log = (self.config_dir / "stdout.log").open("wb")
+        self.proc = subprocess.Popen(
+            [str(venv / "bin" / "hass"), "-c", str(self.config_dir), "--skip-pip"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"Home Assistant exited: {self.read_log()[-3000:]}")
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(self.url + "/api/onboarding", timeout=2) as r,
+            ):
+                if r.status == 200:
+                    return
+            time.sleep(0.5)
+        raise TimeoutError(f"Home Assistant did not start in {timeout}s: {self.read_log()[-3000:]}")
+
+    def read_log(self) -> str:
+        path = self.config_dir / "home-assistant.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text + (self.config_dir / "stdout.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def _post(
+        self, path: str, data: dict[str, Any], token: str | None = None, form: bool = False
+    ) -> Any:
+        body = (urllib.parse.urlencode(data) if form else json.dumps(data)).encode()
+        req = urllib.request.Request(self.url + path, data=body, method="POST")
+        req.add_header(
+            "Content-Type", "application/x-www-form-urlencoded" if form else "application/json"
+        )
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read() or b"null")
+
+    def onboard(self, public_url: str) -> None:
+        """Create the owner through HA's onboarding API and finish onboarding."""
+        client_id = public_url.rstrip("/") + "/"
+        user = self._post(
+            "/api/onboarding/users",
+            {
+                "client_id": client_id,
+                "name": "Owner",
+                "username": "owner",
+                "password": PASSWORD,
+                "language": "en",
+            },
+        )
+        tokens = self._post(
+            "/auth/token",
+            {"grant_type": "authorization_code", "code": user["auth_code"], "client_id": client_id},
+            form=True,
+        )
+        self.access_token = tokens["access_token"]
+        self.refresh_token = tokens["refresh_token"]
+        self._post("/api/onboarding/core_config", {}, self.access_token)
+        self._post("/api/onboarding/analytics", {}, self.access_token)
+        self._post(
+            "/api/onboarding/integration",
+            {"client_id": client_id, "redirect_uri": client_id + "?auth_callback=1"},
+            self.access_token,
+        )
+
+    def banned(self) -> str:
+        path = self.config_dir / "ip_bans.yaml"
+        return path.read_text() if path.exists() else ""
