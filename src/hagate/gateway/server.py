@@ -211,13 +211,14 @@ class Gateway:
         try:
             # Waiting for the next request is idle time; once it starts, the whole head must
             # arrive within header_timeout (a slowloris client gets cut off).
-            start = await asyncio.wait_for(
-                reader.readexactly(1), settings.header_timeout if first else settings.idle_timeout
-            )
+            # asyncio.timeout arms one timer; wait_for would create a task per call.
+            async with asyncio.timeout(settings.header_timeout if first else settings.idle_timeout):
+                start = await reader.readexactly(1)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             return None
         try:
-            rest = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), settings.header_timeout)
+            async with asyncio.timeout(settings.header_timeout):
+                rest = await reader.readuntil(b"\r\n\r\n")
         except TimeoutError:
             await self._refuse(
                 writer,
@@ -534,7 +535,8 @@ class Gateway:
         self, ureader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
     ) -> tuple[bytes, ResponseHead]:
         while True:
-            raw = await asyncio.wait_for(ureader.readuntil(b"\r\n\r\n"), timeout)
+            async with asyncio.timeout(timeout):
+                raw = await ureader.readuntil(b"\r\n\r\n")
             rhead = parse_response_head(raw)
             if 100 <= rhead.status < 200 and rhead.status != 101:
                 writer.write(raw)  # 100 Continue and friends go straight to the client
