@@ -20,10 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.report import machine, write_section
 from tests.conftest import run_hagate
 from tests.net import free_port, wait_listening
 from tests.nginx import Nginx, upstream
+
+from bench.report import machine, write_section
 
 KEEPALIVE_REQUESTS = 60_000
 KEEPALIVE_CONCURRENCY = 32
@@ -47,23 +48,47 @@ def ab(url: str, n: int, c: int, keepalive: bool, pem: Path | None) -> Load:
         args.append("-k")
     if pem is not None:
         args += ["-E", str(pem)]
-    out = subprocess.run([*args, url], capture_output=True, text=True, timeout=TIME_LIMIT + 60).stdout
+    out = subprocess.run(
+        [*args, url], capture_output=True, text=True, timeout=TIME_LIMIT + 60
+    ).stdout
 
     def grab(pattern: str) -> float:
         m = re.search(pattern, out, re.M)
         return float(m.group(1)) if m else float("nan")
 
-    return Load(grab(r"^Requests per second:\s+([\d.]+)"), grab(r"^\s+50%\s+(\d+)"),
-                grab(r"^\s+99%\s+(\d+)"), int(grab(r"^Failed requests:\s+(\d+)") or 0)
-                + int(grab(r"^Non-2xx responses:\s+(\d+)") if "Non-2xx" in out else 0))
+    return Load(
+        grab(r"^Requests per second:\s+([\d.]+)"),
+        grab(r"^\s+50%\s+(\d+)"),
+        grab(r"^\s+99%\s+(\d+)"),
+        int(grab(r"^Failed requests:\s+(\d+)") or 0)
+        + int(grab(r"^Non-2xx responses:\s+(\d+)") if "Non-2xx" in out else 0),
+    )
 
 
 def bulk(url: str, pem: Path | None, key: Path | None, cacert: Path | None) -> float:
-    args = ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}",
-            "-H", "Host: ha.test", "--max-time", "120"]
+    args = [
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{speed_download} %{size_download}",
+        "-H",
+        "Host: ha.test",
+        "--max-time",
+        "120",
+    ]
     if pem is not None and key is not None and cacert is not None:
-        args += ["--cert", str(pem), "--key", str(key), "--cacert", str(cacert),
-                 "--resolve", f"ha.test:{url.split(':')[2].split('/')[0]}:127.0.0.1"]
+        args += [
+            "--cert",
+            str(pem),
+            "--key",
+            str(key),
+            "--cacert",
+            str(cacert),
+            "--resolve",
+            f"ha.test:{url.split(':')[2].split('/')[0]}:127.0.0.1",
+        ]
         url = url.replace("127.0.0.1", "ha.test")
     speed, size = subprocess.run([*args, url], capture_output=True, text=True).stdout.split()
     assert int(float(size)) == BULK_BYTES, size
@@ -74,7 +99,8 @@ def bulk(url: str, pem: Path | None, key: Path | None, cacert: Path | None) -> f
 def nginx_mtls(tmp: Path, state: Path, up: int, workers: int) -> Iterator[int]:
     port = free_port()
     n = Nginx(tmp / f"nginx-mtls-{workers}", port)
-    n.start(f"""
+    n.start(
+        f"""
     upstream up {{ server 127.0.0.1:{up}; keepalive 64; }}
     server {{
         listen 127.0.0.1:{port} ssl;
@@ -89,7 +115,9 @@ def nginx_mtls(tmp: Path, state: Path, up: int, workers: int) -> Iterator[int]:
             proxy_set_header X-Forwarded-For $remote_addr;
             proxy_buffering off;
         }}
-    }}""", workers=workers)
+    }}""",
+        workers=workers,
+    )
     try:
         yield port
     finally:
@@ -99,9 +127,22 @@ def nginx_mtls(tmp: Path, state: Path, up: int, workers: int) -> Iterator[int]:
 @contextlib.contextmanager
 def hagate(state: Path, workers: int) -> Iterator[int]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "hagate", "--state-dir", str(state), "serve",
-                             "--listen", f"127.0.0.1:{port}", "--workers", str(workers)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hagate",
+            "--state-dir",
+            str(state),
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_listening(port, proc)
         yield port
@@ -114,8 +155,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="hagate-bench-"))
     up = upstream(tmp / "upstream", BULK_BYTES)
     state = tmp / "state"
-    r = run_hagate("init", "--hostname", "ha.test", "--upstream", f"http://127.0.0.1:{up.port}",
-                   state=state)
+    r = run_hagate(
+        "init", "--hostname", "ha.test", "--upstream", f"http://127.0.0.1:{up.port}", state=state
+    )
     assert r.code == 0, r.err
     assert run_hagate("cert", "issue", "bench", "--pem-dir", tmp, state=state).code == 0
     crt, key = tmp / "bench.crt", tmp / "bench.key"
@@ -139,30 +181,48 @@ def main() -> None:
                         base, cert = f"https://127.0.0.1:{port}", pem
                     wait_listening(int(base.rsplit(":", 1)[1]))
                     ab(base + "/small.txt", 2000, 8, True, cert)  # warm-up
-                    keep = ab(base + "/small.txt", KEEPALIVE_REQUESTS, KEEPALIVE_CONCURRENCY, True, cert)
-                    new = ab(base + "/small.txt", NEW_CONN_REQUESTS, NEW_CONN_CONCURRENCY, False, cert)
-                    mbps = bulk(base + "/big.bin", crt if cert else None, key if cert else None,
-                                cacert if cert else None)
+                    keep = ab(
+                        base + "/small.txt", KEEPALIVE_REQUESTS, KEEPALIVE_CONCURRENCY, True, cert
+                    )
+                    new = ab(
+                        base + "/small.txt", NEW_CONN_REQUESTS, NEW_CONN_CONCURRENCY, False, cert
+                    )
+                    mbps = bulk(
+                        base + "/big.bin",
+                        crt if cert else None,
+                        key if cert else None,
+                        cacert if cert else None,
+                    )
                     results[(name, workers)] = {"keep": keep, "new": new, "bulk": mbps}
                     print(name, workers, keep, new, f"{mbps:.0f} MB/s", flush=True)
     finally:
         up.stop()
 
-    lines = ["## Gateway against nginx", "",
-             f"`bench/gateway_bench.py` on {machine()}. Same nginx upstream for all peers; "
-             "ApacheBench presents the client certificate (`-E`); bulk is one curl download of "
-             "1 GiB. Load generator and servers share the machine's cores.", "",
-             "| peer | workers | keep-alive req/s | p50 / p99 ms | new mTLS conn/s | bulk MB/s |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "## Gateway against nginx",
+        "",
+        f"`bench/gateway_bench.py` on {machine()}. Same nginx upstream for all peers; "
+        "ApacheBench presents the client certificate (`-E`); bulk is one curl download of "
+        "1 GiB. Load generator and servers share the machine's cores.",
+        "",
+        "| peer | workers | keep-alive req/s | p50 / p99 ms | new mTLS conn/s | bulk MB/s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for (name, workers), res in results.items():
         k, n = res["keep"], res["new"]
         assert isinstance(k, Load) and isinstance(n, Load)
-        lines.append(f"| {name} | {workers} | {k.rps:,.0f} | {k.p50:.0f} / {k.p99:.0f} | "
-                     f"{n.rps:,.0f} | {res['bulk']:,.0f} |")
-    lines += ["", "Ratios, hagate : nginx (targets: keep-alive ≥ 0.5, new connections ≥ 0.8, "
-              "bulk ≥ 0.7, p99 ≤ 2× nginx's):", "",
-              "| workers | keep-alive | new connections | bulk | p99 (hagate / nginx) |",
-              "|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {name} | {workers} | {k.rps:,.0f} | {k.p50:.0f} / {k.p99:.0f} | "
+            f"{n.rps:,.0f} | {res['bulk']:,.0f} |"
+        )
+    lines += [
+        "",
+        "Ratios, hagate : nginx (targets: keep-alive ≥ 0.5, new connections ≥ 0.8, "
+        "bulk ≥ 0.7, p99 ≤ 2× nginx's):",
+        "",
+        "| workers | keep-alive | new connections | bulk | p99 (hagate / nginx) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for workers in (1, 2):
         h, x = results[("hagate", workers)], results[("nginx", workers)]
         hk, xk, hn, xn = h["keep"], x["keep"], h["new"], x["new"]
@@ -170,8 +230,10 @@ def main() -> None:
         assert isinstance(hn, Load) and isinstance(xn, Load)
         hb, xb = h["bulk"], x["bulk"]
         assert isinstance(hb, float) and isinstance(xb, float)
-        lines.append(f"| {workers} | {hk.rps / xk.rps:.2f} | {hn.rps / xn.rps:.2f} | "
-                     f"{hb / xb:.2f} | {hk.p99:.0f} / {xk.p99:.0f} ms |")
+        lines.append(
+            f"| {workers} | {hk.rps / xk.rps:.2f} | {hn.rps / xn.rps:.2f} | "
+            f"{hb / xb:.2f} | {hk.p99:.0f} / {xk.p99:.0f} ms |"
+        )
     failures = sum(r["keep"].failed + r["new"].failed for r in results.values())  # type: ignore[attr-defined]
     lines += ["", f"Failed or non-2xx responses across all runs: {failures}."]
     body = "\n".join(lines)
