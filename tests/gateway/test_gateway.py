@@ -366,3 +366,28 @@ def test_two_workers_share_the_port(tmp_path: Path) -> None:
     finally:
         assert g.stop() == 0
         g.upstream.close()
+
+
+def test_body_size_limit_gives_413_and_is_an_event(tmp_path: Path) -> None:
+    g = make_gateway(tmp_path)
+    g.configure(gateway={"max_body_bytes": 1000})
+    g.issue("phone")
+    g.start()
+    try:
+        assert g.request("/up", cert="phone", method="POST", body=b"x" * 1000).status == 200
+        assert g.request("/up", cert="phone", method="POST", body=b"x" * 1001).status == 413
+        with g.connect("phone") as sock:  # chunked: the limit is counted as the body streams
+            sock.sendall(
+                b"POST /up HTTP/1.1\r\nHost: ha.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + b"400\r\n"
+                + b"y" * 1024
+                + b"\r\n0\r\n\r\n"
+            )
+            r = read_response(sock, bytearray())
+        assert r.status == 413
+        assert [s.body for s in g.upstream.seen] == [b"x" * 1000]
+        refused = [e for e in g.events() if e["status"] == 413]
+        assert len(refused) == 2 and all(e["action"] == "refused" for e in refused)
+    finally:
+        g.stop()
+        g.upstream.close()

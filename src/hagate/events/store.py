@@ -100,11 +100,11 @@ class EventStore:
 
     def _run(self) -> None:
         db = connect(self.path)
-        last_retention = 0.0
+        last_retention: float | None = None  # retention runs first thing
         try:
             while True:
                 now = time.monotonic()
-                if now - last_retention > RETENTION_EVERY:
+                if last_retention is None or now - last_retention > RETENTION_EVERY:
                     self.purge(db)
                     last_retention = now
                 batch: list[tuple[Any, ...]] = []

@@ -9,6 +9,7 @@ the next request, also on keep-alive connections, without a restart.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,7 @@ NO_CERT = CertState({}, None, None, "no client certificate was presented")
 
 
 class ClientCertificate:
-    """A connection's client certificate, parsed once."""
+    """A connection's client certificate, parsed once (see `client_certificate`)."""
 
     def __init__(self, der: bytes, issuer: x509.Certificate) -> None:
         self.cert = x509.load_der_x509_certificate(der)
@@ -94,3 +95,10 @@ class ClientCertificate:
         fields[P + "cert_verified"] = problem is None
         fields[P + "cert_revoked"] = revoked
         return CertState(fields, name, self.sha256, problem)
+
+
+@functools.lru_cache(maxsize=1024)
+def client_certificate(der: bytes, issuer: x509.Certificate) -> ClientCertificate:
+    """The parsed certificate for `der`: a household's devices reconnect all day, and parsing
+    and formatting a certificate costs more than the rest of a small request."""
+    return ClientCertificate(der, issuer)

@@ -40,7 +40,13 @@ from hagate.gateway.http1 import (
     parse_request_head,
     parse_response_head,
 )
-from hagate.gateway.identity import NO_CERT, CertState, ClientCertificate, Inventory
+from hagate.gateway.identity import (
+    NO_CERT,
+    CertState,
+    ClientCertificate,
+    Inventory,
+    client_certificate,
+)
 from hagate.gateway.pages import page, reason_phrase
 from hagate.gateway.tls import SNI_ATTR, handshake_reason
 from hagate.gateway.upstream import UpstreamError, UpstreamPool
@@ -177,7 +183,7 @@ class Gateway:
         sslobj = writer.get_extra_info("ssl_object")
         sni: str | None = getattr(sslobj, SNI_ATTR, None) if sslobj is not None else None
         der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
-        client_cert = ClientCertificate(der, self.ca_cert) if der else None
+        client_cert = client_certificate(der, self.ca_cert) if der else None
         ip = ipaddress.ip_address(client_ip)
         location = self.setup.geoip.lookup(ip)
         sockname = writer.get_extra_info("sockname")
@@ -468,6 +474,7 @@ class Gateway:
         settings = self.setup.config.gateway
         upstream_head = self._upstream_head(head, ex.client_ip)
         attempts = 1 if head.has_body else 2  # a stale pooled connection gets one retry
+        body_task: asyncio.Task[None] | None = None
         for attempt in range(attempts):
             ureader, uwriter, reused = await self.pool.acquire(fresh=attempt > 0)
             try:
@@ -489,6 +496,9 @@ class Gateway:
                     raise
             except (ConnectionError, asyncio.IncompleteReadError) as e:
                 uwriter.close()
+                failed = _body_error(body_task)
+                if failed is not None:
+                    raise failed from None  # the client's body broke off or broke a limit
                 if reused and attempt + 1 < attempts:
                     continue
                 raise UpstreamError(502, f"Home Assistant closed the connection ({e})") from None
@@ -545,6 +555,19 @@ class Gateway:
             return raw, rhead
 
     async def _pump_body(
+        self,
+        head: RequestHead,
+        reader: asyncio.StreamReader,
+        uwriter: asyncio.StreamWriter,
+        ex: Exchange,
+    ) -> None:
+        try:
+            await self._copy_body(head, reader, uwriter, ex)
+        except BodyError:
+            uwriter.close()  # Home Assistant sees the request cut short and answers nothing
+            raise
+
+    async def _copy_body(
         self,
         head: RequestHead,
         reader: asyncio.StreamReader,
@@ -694,6 +717,13 @@ class Gateway:
             self.events.record(row)
         if self.log is not None:
             self.log(row)
+
+
+def _body_error(task: asyncio.Task[None] | None) -> BodyError | None:
+    if task is None or not task.done() or task.cancelled():
+        return None
+    exc = task.exception()
+    return exc if isinstance(exc, BodyError) else None
 
 
 async def read_chunked(reader: asyncio.StreamReader):  # type: ignore[no-untyped-def]

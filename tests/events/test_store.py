@@ -1,0 +1,95 @@
+"""The event store: batched writes off the request path, bounded queue, retention."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from hagate.events.store import EventStore, connect, read_events
+
+
+def row(i: int, t: float | None = None) -> dict[str, object]:
+    return {
+        "time": t if t is not None else time.time(),
+        "request_id": f"r{i}",
+        "client_ip": "203.0.113.7",
+        "action": "allow",
+        "status": 200,
+        "path": f"/{i}",
+    }
+
+
+def test_rows_are_written_in_batches_and_survive_close(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events.sqlite3").start()
+    for i in range(1200):
+        store.record(row(i))
+    store.close()
+    rows = list(read_events(tmp_path / "events.sqlite3"))
+    assert [r["request_id"] for r in rows] == [f"r{i}" for i in range(1200)]
+    assert store.written == 1200 and store.dropped == 0
+    db = sqlite3.connect(tmp_path / "events.sqlite3")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_stalled_disk_never_blocks_record_and_drops_are_counted(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    store = EventStore(path, capacity=100).start()
+    # Another writer holds the database's write lock: the writer thread stalls on it.
+    blocker = connect(path)
+    blocker.execute("BEGIN IMMEDIATE")
+    store.record(row(0))
+    time.sleep(0.5)  # the writer has taken row 0 and is now waiting on the lock
+    started = time.monotonic()
+    for i in range(1, 1001):
+        store.record(row(i))
+    elapsed = time.monotonic() - started
+    assert elapsed < 0.5, f"record() blocked for {elapsed:.2f}s"
+    assert store.dropped >= 1000 - 100
+    blocker.rollback()
+    blocker.close()
+    store.close(timeout=15)
+    kept = list(read_events(path))
+    assert len(kept) + store.dropped == 1001
+
+
+def test_retention_deletes_rows_older_than_the_setting(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    store = EventStore(path, retention_days=7).start()
+    now = time.time()
+    store.record(row(1, now - 8 * 86400))
+    store.record(row(2, now - 6 * 86400))
+    store.record(row(3, now))
+    store.close()
+    assert store.purge() == 1
+    assert [r["request_id"] for r in read_events(path)] == ["r2", "r3"]
+
+
+def test_retention_runs_when_the_writer_starts(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    old = EventStore(path, retention_days=30).start()
+    old.record(row(1, time.time() - 40 * 86400))
+    old.close()
+    fresh = EventStore(path, retention_days=30).start()
+    deadline = time.monotonic() + 5
+    while list(read_events(path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    fresh.close()
+    assert list(read_events(path)) == []
+
+
+def test_record_is_safe_from_many_threads(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events.sqlite3").start()
+
+    def writer(k: int) -> None:
+        for i in range(500):
+            store.record(row(k * 1000 + i))
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.close()
+    assert len(list(read_events(tmp_path / "events.sqlite3"))) == 2000
