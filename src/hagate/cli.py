@@ -268,6 +268,147 @@ def serve(ctx: Context, listen: str | None, workers: int | None, log_format: str
     run(ctx.state.require(), listen, workers or os.cpu_count() or 1, log_format)
 
 
+# -- tunnel -------------------------------------------------------------------------------
+
+
+@cli.group()
+def relay() -> None:
+    """The public relay (on a VPS): routes raw TLS by name to connectors at home."""
+
+
+@relay.command("init")
+@click.option("--hostname", required=True, help="The relay's own public DNS name.")
+@pass_ctx
+def relay_init(ctx: Context, hostname: str) -> None:
+    """Create the relay's token-signing key and its TLS certificate."""
+    from hagate.tunnel.relaystate import RelayState
+
+    rs = RelayState.initialise(ctx.state, hostname)
+    click.echo(f"Relay {rs.hostname}, state in {ctx.state.path}")
+    click.echo("TLS certificate SHA-256 (give it to connectors as --relay-fingerprint):")
+    click.echo(rs.fingerprint())
+
+
+@relay.command("token")
+@click.option("--hostname", required=True, help="The home hostname the connector may serve.")
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
+@pass_ctx
+def relay_token(ctx: Context, hostname: str, days: int) -> None:
+    """Print a connector token (alone on stdout) for HOSTNAME."""
+    from hagate.tunnel import token as tokens
+    from hagate.tunnel.relaystate import RelayState
+
+    rs = RelayState.load(ctx.state)
+    text, claim = tokens.issue(rs.signing_key(), config.validate_hostname(hostname), days)
+    click.echo(f"token {claim.id} for {claim.hostname}, valid {days} days", err=True)
+    click.echo(text)
+
+
+@relay.command("revoke-token")
+@click.argument("token_id")
+@pass_ctx
+def relay_revoke_token(ctx: Context, token_id: str) -> None:
+    """Refuse the token with this id from now on (running relays drop its connector)."""
+    from hagate.tunnel.relaystate import RelayState
+
+    RelayState.load(ctx.state).revoke(token_id.strip())
+    click.echo(f"token {token_id} revoked")
+
+
+@relay.command("run")
+@click.option("--listen", default="0.0.0.0:443", show_default=True, help="HOST:PORT.")
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rules on ip.src, ip.src.asnum, ip.src.country to drop probes early.",
+)
+@click.option("--asn-db", type=click.Path(dir_okay=False), help="GeoLite2-ASN .mmdb.")
+@click.option("--country-db", type=click.Path(dir_okay=False), help="GeoLite2-Country .mmdb.")
+@pass_ctx
+def relay_run(
+    ctx: Context, listen: str, rules_file: Path | None, asn_db: str | None, country_db: str | None
+) -> None:
+    """Run the relay."""
+    from hagate.tunnel.admission import load_admission
+    from hagate.tunnel.relay import run_relay
+
+    admit = load_admission(rules_file, asn_db, country_db) if rules_file else None
+    run_relay(ctx.state, config.parse_listen(listen), admit)
+
+
+@relay.command("status")
+@pass_ctx
+def relay_status(ctx: Context) -> None:
+    """Connectors, streams and drop counters of the running relay."""
+    import time
+
+    from hagate.tunnel.relaystate import STATUS
+
+    try:
+        data = json.loads((ctx.state / STATUS).read_text())
+    except FileNotFoundError:
+        raise HagateError(
+            f"no relay status in {ctx.state.path}: is hagate relay run running?"
+        ) from None
+    age = time.time() - data["time"]
+    click.echo(
+        f"relay {data['hostname']} (status {age:.0f}s old{'; not running?' if age > 5 else ''})"
+    )
+    click.echo(f"active client streams: {data['active_streams']}")
+    for c in data["connectors"]:
+        click.echo(
+            f"  connector {c['hostname']} from {c['address']} token {c['token']}: "
+            f"{c['streams']} open streams, {c['opened']} since connecting"
+        )
+    if not data["connectors"]:
+        click.echo("  no connectors")
+    for name, value in sorted(data["counters"].items()):
+        click.echo(f"  {name}: {value}")
+
+
+@cli.command("connect")
+@click.option(
+    "--relay",
+    "relays",
+    multiple=True,
+    required=True,
+    help="HOST:PORT of a relay (repeat for several); HOST:PORT@ADDRESS to dial ADDRESS.",
+)
+@click.option(
+    "--token", required=True, envvar="HAGATE_TOKEN", help="Connector token (or $HAGATE_TOKEN)."
+)
+@click.option("--relay-fingerprint", default=None, help="Pin the relay's certificate by SHA-256.")
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@pass_ctx
+def connect(
+    ctx: Context,
+    relays: tuple[str, ...],
+    token: str,
+    relay_fingerprint: str | None,
+    log_format: str,
+) -> None:
+    """Run the gateway at home behind relays: nothing listens, the connector dials out."""
+    from hagate.gateway.runner import load_setup, run_event_loop, run_gateway
+    from hagate.tunnel.connector import Connector, RelayAddress
+
+    addresses = [RelayAddress.parse(r) for r in relays]
+    state = ctx.state.require()
+    setup = load_setup(state)
+    click.echo(
+        f"hagate: gateway for {setup.config.hostname} behind "
+        f"{', '.join(map(str, addresses))} -> {setup.config.upstream}",
+        err=True,
+    )
+
+    async def feed(gateway: Any) -> None:
+        await Connector(gateway, addresses, token, relay_fingerprint).run()
+
+    run_event_loop(lambda: run_gateway(state, setup, log_format, feed))
+
+
 # -- rules --------------------------------------------------------------------------------
 
 

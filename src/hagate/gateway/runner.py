@@ -83,7 +83,11 @@ async def serve_socket(
     ready: Callable[[], None] | None = None,
 ) -> None:
     """Run one gateway on a listening socket until SIGTERM."""
-    loop = asyncio.get_running_loop()
+    await run_gateway(state, setup, log_format, lambda gateway: accept_loop(gateway, sock), ready)
+    sock.close()
+
+
+def build_gateway(state: StateDir, setup: Setup, log_format: str) -> tuple[Gateway, EventStore]:
     events = EventStore(state / EVENTS_NAME, setup.config.retention_days).start()
     gateway = Gateway(
         setup,
@@ -93,6 +97,19 @@ async def serve_socket(
         events,
         log_writer(log_format),
     )
+    return gateway, events
+
+
+async def run_gateway(
+    state: StateDir,
+    setup: Setup,
+    log_format: str,
+    feed: Callable[[Gateway], Any],
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Run a gateway fed by `feed` (an accept loop, or a connector) until SIGTERM."""
+    loop = asyncio.get_running_loop()
+    gateway, events = build_gateway(state, setup, log_format)
     stop = asyncio.Event()
 
     def reload() -> None:
@@ -113,14 +130,13 @@ async def serve_socket(
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload)
-    accepting = asyncio.create_task(accept_loop(gateway, sock))
+    accepting = asyncio.create_task(feed(gateway))
     if ready:
         ready()
     try:
         await stop.wait()
     finally:
         accepting.cancel()
-        sock.close()
         gateway.closing = True
         deadline = time.monotonic() + setup.config.gateway.drain_timeout
         while gateway.busy and time.monotonic() < deadline:

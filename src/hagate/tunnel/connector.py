@@ -1,0 +1,167 @@
+"""The connector: at home, beside the gateway, dialing out to every relay it is given.
+
+Each tunnel stream is handed to the same gateway code as `hagate serve`, through a socket
+pair and with the client's true address, so every rule, event and invariant holds unchanged.
+Connections to relays are kept alive with heartbeats (a dead relay is noticed within
+`DEAD_AFTER` seconds) and re-established with jittered exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import random
+import socket
+import ssl
+import sys
+import time
+from dataclasses import dataclass
+
+from hagate.errors import HagateError
+from hagate.gateway.server import Gateway
+from hagate.tunnel.frames import PROTOCOL_VERSION, FrameDecoder, FrameType, encode
+from hagate.tunnel.mux import Mux, Stream, splice
+
+HEARTBEAT = 5.0
+DEAD_AFTER = 15.0
+BACKOFF_MIN, BACKOFF_MAX = 0.2, 30.0
+
+
+@dataclass(frozen=True)
+class RelayAddress:
+    name: str  # the relay's hostname: the TLS name (SNI) of the control connection
+    port: int
+    address: str  # where to connect; the name itself unless given as NAME:PORT@ADDRESS
+
+    @classmethod
+    def parse(cls, text: str) -> RelayAddress:
+        spec, _, address = text.partition("@")
+        name, sep, port = spec.rpartition(":")
+        if not sep or not name or not port.isdigit() or not 0 < int(port) < 65536:
+            raise HagateError(f"bad --relay {text!r}: expected HOST:PORT (or HOST:PORT@ADDRESS)")
+        return cls(name.lower(), int(port), address or name)
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.port}"
+
+
+class Connector:
+    def __init__(
+        self,
+        gateway: Gateway,
+        relays: list[RelayAddress],
+        token: str,
+        fingerprint: str | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.relays = relays
+        self.token = token.strip()
+        self.fingerprint = fingerprint.lower().replace(":", "") if fingerprint else None
+        self.connected: dict[str, bool] = {str(r): False for r in relays}
+        self.stopping = False
+
+    def _context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        if self.fingerprint:
+            # Pinned: the relay's own certificate is trusted by its SHA-256, not by a CA.
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._keep(relay) for relay in self.relays))
+
+    async def _keep(self, relay: RelayAddress) -> None:
+        delay = BACKOFF_MIN
+        while not self.stopping:
+            started = time.monotonic()
+            try:
+                await self._session(relay)
+            except (OSError, ssl.SSLError, ConnectionError, TimeoutError, ValueError) as e:
+                print(f"hagate connect: relay {relay}: {e}", file=sys.stderr, flush=True)
+            except HagateError as e:
+                print(f"hagate connect: relay {relay} refused us: {e}", file=sys.stderr, flush=True)
+            self.connected[str(relay)] = False
+            if self.stopping:
+                return
+            if time.monotonic() - started > 60:
+                delay = BACKOFF_MIN  # it had been working: start over
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    async def _session(self, relay: RelayAddress) -> None:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                relay.address,
+                relay.port,
+                ssl=self._context(),
+                server_hostname=relay.name,
+                limit=1 << 20,
+            ),
+            10,
+        )
+        try:
+            if self.fingerprint:
+                der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+                seen = hashlib.sha256(der or b"").hexdigest()
+                if seen != self.fingerprint:
+                    raise HagateError(f"relay certificate fingerprint {seen} is not the pinned one")
+            writer.write(
+                encode(
+                    FrameType.HELLO,
+                    0,
+                    json.dumps({"version": PROTOCOL_VERSION, "token": self.token}).encode(),
+                )
+            )
+            await writer.drain()
+            await asyncio.wait_for(self._welcome(reader), 10)
+        except BaseException:
+            writer.close()
+            raise
+        mux = Mux(reader, writer, on_open=self._on_open)
+        self.connected[str(relay)] = True
+        print(f"hagate connect: connected to relay {relay}", file=sys.stderr, flush=True)
+        heartbeat = asyncio.create_task(self._heartbeat(mux))
+        try:
+            await mux.run()
+        finally:
+            heartbeat.cancel()
+            mux.close()
+
+    async def _welcome(self, reader: asyncio.StreamReader) -> None:
+        decoder = FrameDecoder()
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionError("the relay closed the connection")
+            for frame in decoder.feed(data):
+                if frame.type is FrameType.WELCOME:
+                    return
+                if frame.type is FrameType.REFUSED:
+                    raise HagateError(frame.payload.decode(errors="replace"))
+                raise ConnectionError(f"unexpected {frame.type.name} before WELCOME")
+
+    async def _heartbeat(self, mux: Mux) -> None:
+        while not mux.closed:
+            await asyncio.sleep(HEARTBEAT)
+            if time.monotonic() - mux.last_received > DEAD_AFTER:
+                print("hagate connect: relay silent, reconnecting", file=sys.stderr, flush=True)
+                mux.close()
+                return
+            mux.send(FrameType.PING, 0, b"\0" * 8)
+
+    async def _on_open(self, stream: Stream) -> None:
+        client = str(stream.meta.get("client", "0.0.0.0"))
+        port = int(stream.meta.get("port", 0))
+        ours, theirs = socket.socketpair()
+        ours.setblocking(False)
+        theirs.setblocking(False)
+        accept = asyncio.create_task(self.gateway.accept(theirs, (client, port)))
+        reader, writer = await asyncio.open_connection(sock=ours, limit=65536)
+        try:
+            await splice(stream, reader, writer)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(accept, 5)

@@ -1,0 +1,330 @@
+"""The relay: one public port, raw TLS routed by SNI, connectors' control connections.
+
+For every accepted connection the relay peeks at the ClientHello without consuming it
+(MSG_PEEK), so the bytes it forwards are exactly the client's:
+  - SNI = the relay's own name: a connector's control connection. TLS ends here (the relay's
+    own certificate); the connector's token must verify and names the one hostname it serves.
+  - SNI = a hostname with a live connector: a new stream on that connector's tunnel, carrying
+    the client's address. The relay never holds a key for this TLS.
+  - anything else, or no ClientHello in time: closed and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import socket
+import ssl
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from hagate.state import StateDir, atomic_write
+from hagate.tunnel import token as tokens
+from hagate.tunnel.clienthello import MAX_HELLO, ClientHelloError, parse_client_hello
+from hagate.tunnel.frames import PROTOCOL_VERSION, FrameDecoder, FrameError, FrameType, encode
+from hagate.tunnel.mux import Mux, splice
+from hagate.tunnel.relaystate import STATUS, TLS_CERT, TLS_KEY, RelayState
+
+HELLO_TIMEOUT = 5.0
+DEAD_AFTER = 30.0
+
+
+@dataclass
+class Limits:
+    per_ip_concurrent: int = 64
+    per_ip_per_minute: int = 600
+
+
+@dataclass
+class Connector:
+    hostname: str
+    token_id: str
+    address: str
+    mux: Mux
+    since: float = field(default_factory=time.time)
+
+
+class Relay:
+    def __init__(
+        self, relay_state: RelayState, limits: Limits | None = None, admit: Any = None
+    ) -> None:
+        self.rs = relay_state
+        self.limits = limits or Limits()
+        self.admit = admit  # optional callable(ip) -> bool: relay-level rules
+        self.public = relay_state.signing_key().public_key()
+        self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.tls.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.tls.load_cert_chain(relay_state.state / TLS_CERT, relay_state.state / TLS_KEY)
+        self.connectors: dict[str, list[Connector]] = defaultdict(list)
+        self.counters: Counter[str] = Counter()
+        self.active_streams = 0
+        self.per_ip: Counter[str] = Counter()
+        self.recent: dict[str, list[float]] = defaultdict(list)
+        self._rr: Counter[str] = Counter()
+
+    # -- accepting ------------------------------------------------------------------------
+
+    async def serve(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        status = asyncio.create_task(self._status_loop())
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                try:
+                    conn, peer = await loop.sock_accept(sock)
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                task = asyncio.create_task(self._accept(conn, peer))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        finally:
+            status.cancel()
+            for group in self.connectors.values():
+                for c in group:
+                    c.mux.close()
+
+    def _allowed(self, ip: str) -> bool:
+        now = time.monotonic()
+        window = [t for t in self.recent[ip] if now - t < 60]
+        if len(window) >= self.limits.per_ip_per_minute:
+            self.recent[ip] = window
+            self.counters["dropped_rate"] += 1
+            return False
+        window.append(now)
+        self.recent[ip] = window
+        if self.per_ip[ip] >= self.limits.per_ip_concurrent:
+            self.counters["dropped_concurrency"] += 1
+            return False
+        if self.admit is not None and not self.admit(ip):
+            self.counters["dropped_rule"] += 1
+            return False
+        return True
+
+    async def _accept(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        ip = peer[0]
+        self.counters["connections"] += 1
+        if not self._allowed(ip):
+            conn.close()
+            return
+        self.per_ip[ip] += 1
+        try:
+            conn.setblocking(False)
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                hello = await asyncio.wait_for(peek_client_hello(conn), HELLO_TIMEOUT)
+            except (TimeoutError, ClientHelloError, ConnectionError, OSError) as e:
+                self.counters["not_tls" if isinstance(e, ClientHelloError) else "no_hello"] += 1
+                conn.close()
+                return
+            if hello is None:
+                conn.close()
+                self.counters["no_hello"] += 1
+                return
+            if hello.sni == self.rs.hostname:
+                await self._control(conn, ip)
+                return
+            target = self._pick(hello.sni)
+            if target is None:
+                self.counters[
+                    "unknown_sni" if hello.sni not in self.connectors else "no_connector"
+                ] += 1
+                conn.close()
+                return
+            await self._forward(conn, peer, target)
+        finally:
+            self.per_ip[ip] -= 1
+            if self.per_ip[ip] <= 0:
+                del self.per_ip[ip]
+
+    def _pick(self, sni: str | None) -> Connector | None:
+        live = [c for c in self.connectors.get(sni or "", []) if not c.mux.closed]
+        if not live:
+            return None
+        self._rr[sni or ""] += 1
+        return live[self._rr[sni or ""] % len(live)]
+
+    async def _forward(self, conn: socket.socket, peer: tuple[str, int], target: Connector) -> None:
+        reader, writer = await asyncio.open_connection(sock=conn, limit=65536)
+        stream = target.mux.open_stream({"client": peer[0], "port": peer[1]})
+        self.counters["streams"] += 1
+        self.active_streams += 1
+        try:
+            await splice(stream, reader, writer)
+        finally:
+            self.active_streams -= 1
+
+    # -- connectors -----------------------------------------------------------------------
+
+    async def _control(self, conn: socket.socket, ip: str) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 20)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol, conn, ssl=self.tls, ssl_handshake_timeout=HELLO_TIMEOUT
+            )
+        except Exception:  # a failed handshake on the control name: count it, nothing more
+            conn.close()
+            self.counters["control_tls_error"] += 1
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        try:
+            claim = await asyncio.wait_for(self._hello(reader), HELLO_TIMEOUT)
+        except (tokens.TokenError, FrameError, TimeoutError, ConnectionError, ValueError) as e:
+            self.counters["refused_connectors"] += 1
+            writer.write(encode(FrameType.REFUSED, 0, str(e).encode()))
+            with contextlib.suppress(Exception):
+                await writer.drain()
+            writer.close()
+            return
+        writer.write(
+            encode(
+                FrameType.WELCOME,
+                0,
+                json.dumps({"version": PROTOCOL_VERSION, "hostname": claim.hostname}).encode(),
+            )
+        )
+        mux = Mux(reader, writer, on_open=None, first_stream=random.randrange(1, 1 << 20))
+        connector = Connector(claim.hostname, claim.id, ip, mux)
+        self.connectors[claim.hostname].append(connector)
+        print(
+            f"hagate relay: connector for {claim.hostname} from {ip} (token {claim.id})",
+            file=sys.stderr,
+            flush=True,
+        )
+        watchdog = asyncio.create_task(self._watch(connector))
+        try:
+            await mux.run()
+        except (FrameError, ConnectionError, ssl.SSLError):
+            self.counters["connector_errors"] += 1
+        finally:
+            watchdog.cancel()
+            mux.close()
+            self.connectors[claim.hostname].remove(connector)
+            if not self.connectors[claim.hostname]:
+                del self.connectors[claim.hostname]
+            print(
+                f"hagate relay: connector for {claim.hostname} from {ip} gone",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    async def _hello(self, reader: asyncio.StreamReader) -> tokens.ConnectorToken:
+        decoder = FrameDecoder()
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionError("closed before HELLO")
+            frames = decoder.feed(data)
+            if frames:
+                frame = frames[0]
+                if frame.type is not FrameType.HELLO or len(frames) > 1:
+                    raise FrameError("expected HELLO first")
+                hello = json.loads(frame.payload)
+                if hello.get("version") != PROTOCOL_VERSION:
+                    raise FrameError(f"protocol version {hello.get('version')} is not supported")
+                return tokens.verify(self.public, str(hello.get("token", "")), self.rs.revoked())
+
+    async def _watch(self, connector: Connector) -> None:
+        """A connector silent for DEAD_AFTER seconds (no heartbeat) is dropped."""
+        while True:
+            await asyncio.sleep(5)
+            if connector.token_id in self.rs.revoked():
+                connector.mux.close()
+                return
+            if time.monotonic() - connector.mux.last_received > DEAD_AFTER:
+                self.counters["dead_connectors"] += 1
+                connector.mux.close()
+                return
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "time": time.time(),
+            "hostname": self.rs.hostname,
+            "connectors": [
+                {
+                    "hostname": c.hostname,
+                    "token": c.token_id,
+                    "address": c.address,
+                    "since": c.since,
+                    "streams": len(c.mux.streams),
+                    "opened": c.mux.opened,
+                }
+                for group in self.connectors.values()
+                for c in group
+            ],
+            "active_streams": self.active_streams,
+            "counters": dict(self.counters),
+        }
+
+    async def _status_loop(self) -> None:
+        while True:
+            with contextlib.suppress(OSError):
+                atomic_write(self.rs.state / STATUS, json.dumps(self.status(), indent=2).encode())
+            await asyncio.sleep(1)
+
+
+async def peek_client_hello(conn: socket.socket):  # type: ignore[no-untyped-def]
+    """Wait for a complete ClientHello in the socket's buffer without consuming it."""
+    loop = asyncio.get_running_loop()
+    last = -1
+    while True:
+        ready = loop.create_future()
+        loop.add_reader(conn.fileno(), ready.set_result, None)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(conn.fileno())
+        data = conn.recv(MAX_HELLO, socket.MSG_PEEK)
+        if not data:
+            return None
+        hello = parse_client_hello(data)
+        if hello is not None:
+            return hello
+        if len(data) == last or len(data) >= MAX_HELLO:
+            await asyncio.sleep(0.01)  # partial hello still buffered: wait for more bytes
+        last = len(data)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    from hagate.gateway.runner import bind as bind_socket
+
+    return bind_socket(host, port, reuse_port=False)
+
+
+def run_relay(state: StateDir, listen: tuple[str, int], admit: Any = None) -> None:
+    from hagate.gateway.runner import run_event_loop
+
+    rs = RelayState.load(state)
+    sock = bind(*listen)
+    print(
+        f"hagate relay {rs.hostname} on {listen[0]}:{listen[1]}, fingerprint {rs.fingerprint()}",
+        file=sys.stderr,
+        flush=True,
+    )
+    relay = Relay(rs, admit=admit)
+
+    async def main() -> None:
+        import signal
+
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        task = asyncio.create_task(relay.serve(sock))
+        await stop.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        sock.close()
+
+    run_event_loop(main)
