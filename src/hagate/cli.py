@@ -325,16 +325,36 @@ def relay_revoke_token(ctx: Context, token_id: str) -> None:
 )
 @click.option("--asn-db", type=click.Path(dir_okay=False), help="GeoLite2-ASN .mmdb.")
 @click.option("--country-db", type=click.Path(dir_okay=False), help="GeoLite2-Country .mmdb.")
+@click.option(
+    "--max-per-ip",
+    type=click.IntRange(1),
+    default=64,
+    show_default=True,
+    help="Concurrent connections per source address.",
+)
+@click.option(
+    "--rate-per-ip",
+    type=click.IntRange(1),
+    default=600,
+    show_default=True,
+    help="New connections per source address per minute.",
+)
 @pass_ctx
 def relay_run(
-    ctx: Context, listen: str, rules_file: Path | None, asn_db: str | None, country_db: str | None
+    ctx: Context,
+    listen: str,
+    rules_file: Path | None,
+    asn_db: str | None,
+    country_db: str | None,
+    max_per_ip: int,
+    rate_per_ip: int,
 ) -> None:
     """Run the relay."""
     from hagate.tunnel.admission import load_admission
-    from hagate.tunnel.relay import run_relay
+    from hagate.tunnel.relay import Limits, run_relay
 
     admit = load_admission(rules_file, asn_db, country_db) if rules_file else None
-    run_relay(ctx.state, config.parse_listen(listen), admit)
+    run_relay(ctx.state, config.parse_listen(listen), admit, Limits(max_per_ip, rate_per_ip))
 
 
 @relay.command("status")

@@ -1,4 +1,5 @@
-"""One real Home Assistant and one hagate gateway in front of it, for the e2e tests."""
+"""One real Home Assistant, and hagate in front of it twice: `hagate serve` (port-forward
+mode) and relay -> tunnel -> `hagate connect`. Every e2e test runs through both."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from tests.e2e.homeassistant import HomeAssistant
 from tests.gateway.harness import Gateway, make_gateway
 from tests.geo import write_asn_db
 from tests.net import free_port
+from tests.tunnel.harness import Relay, start_connector
 
-# Client addresses: each test that cares has its own, since HA bans by address.
-IOS_HOME = "127.0.0.4"  # ASN 3320, listed in the iOS rule
-IOS_ELSEWHERE = "127.0.0.5"  # ASN 64500, not listed
+MODES = {"serve": 0, "relay": 1}  # mode -> the 127.0.<n>.x network its test clients use
+IOS_HOME = 4  # 127.0.n.4: ASN 3320, listed in the iOS rule
+IOS_ELSEWHERE = 5  # 127.0.n.5: ASN 64500, not listed
 RULES = """\
   - description: iOS companion app from home
     expression: >-
@@ -37,28 +39,42 @@ def home_assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeAss
         ha.stop()
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="package", params=list(MODES))
 def gateway(
-    home_assistant: HomeAssistant, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    home_assistant: HomeAssistant,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("gateway")
+    mode: str = request.param
+    tmp = tmp_path_factory.mktemp(f"gateway-{mode}")
     g = make_gateway(tmp)
+    g.net = MODES[mode]
     g.upstream.close()  # the recording upstream is not used: HA is the upstream here
     cfg = g.state / "hagate.yaml"
     cfg.write_text(
         cfg.read_text().replace(f"http://127.0.0.1:{g.upstream.port}", home_assistant.url)
     )
-    asn_db = write_asn_db(tmp / "asn.mmdb", {f"{IOS_HOME}/32": 3320, f"{IOS_ELSEWHERE}/32": 64500})
-    text = cfg.read_text().replace("  asn_db:\n", f"  asn_db: {asn_db}\n")
-    cfg.write_text(text)
+    networks = {f"127.0.{n}.{IOS_HOME}/32": 3320 for n in MODES.values()}
+    networks |= {f"127.0.{n}.{IOS_ELSEWHERE}/32": 64500 for n in MODES.values()}
+    asn_db = write_asn_db(tmp / "asn.mmdb", networks)
+    cfg.write_text(cfg.read_text().replace("  asn_db:\n", f"  asn_db: {asn_db}\n"))
     g.configure(rules=RULES)
     g.issue("phone")
-    g.start()
-    home_assistant.onboard(f"https://ha.test:{g.port}")
+    relay: Relay | None = None
+    if mode == "serve":
+        g.start()
+    else:
+        relay = Relay.create(tmp)
+        relay.start()
+        start_connector(g, [relay], relay.token())
+    if not home_assistant.access_token:
+        home_assistant.onboard(f"https://ha.test:{g.port}")
     try:
         yield g
     finally:
         g.stop()
+        if relay is not None:
+            relay.stop()
 
 
 def artifacts() -> Path:

@@ -103,7 +103,7 @@ def test_chromium_with_the_certificate_loads_the_login_page(
     )
     dom = chromium(home, gateway, url, "--dump-dom")
     assert "<ha-authorize" in dom and "<title>Home Assistant</title>" in dom
-    shot = artifacts() / "chromium-login-with-certificate.png"
+    shot = artifacts() / f"chromium-login-with-certificate-{gateway.net}.png"
     chromium(home, gateway, url, f"--screenshot={shot}")
     assert shot.exists() and shot.stat().st_size > 5000
     # The gateway saw the browser present its certificate and fetch the login page's code.
@@ -122,6 +122,6 @@ def test_chromium_without_a_certificate_sees_the_403_page(
     dom = chromium(home, gateway, url, "--dump-dom")
     assert "A client certificate is required" in dom
     assert "no client certificate was presented" in dom
-    shot = artifacts() / "chromium-without-certificate.png"
+    shot = artifacts() / f"chromium-without-certificate-{gateway.net}.png"
     chromium(home, gateway, url, f"--screenshot={shot}")
     assert shot.exists()

@@ -86,35 +86,40 @@ def test_without_certificate_403_and_home_assistant_never_sees_it(
     gateway: Gateway, home_assistant: HomeAssistant
 ) -> None:
     blocked = gateway.request(
-        "/api/config", headers=bearer(home_assistant, "bad-token"), source="127.0.0.6"
+        "/api/config", headers=bearer(home_assistant, "bad-token"), source=gateway.addr(6)
     )
     assert blocked.status == 403
-    assert not _invalid_auth_logged(home_assistant, "127.0.0.6", "/api/config")
+    assert not _invalid_auth_logged(home_assistant, gateway.addr(6), "/api/config")
     # The same request with a certificate does reach HA, which logs the bad token: the check above can fail.
     seen = gateway.request(
-        "/api/config", cert="phone", headers=bearer(home_assistant, "bad-token"), source="127.0.0.7"
+        "/api/config",
+        cert="phone",
+        headers=bearer(home_assistant, "bad-token"),
+        source=gateway.addr(7),
     )
     assert seen.status == 401
-    assert _invalid_auth_logged(home_assistant, "127.0.0.7", "/api/config")
+    assert _invalid_auth_logged(home_assistant, gateway.addr(7), "/api/config")
 
 
 def test_ios_rule_lets_the_app_in_only_from_listed_networks(
     gateway: Gateway, home_assistant: HomeAssistant
 ) -> None:
     headers = {"User-Agent": UA_IOS, **bearer(home_assistant)}
-    assert gateway.request("/api/", headers=headers, source=IOS_HOME).status == 200
-    assert gateway.request("/api/", headers=headers, source=IOS_ELSEWHERE).status == 403
+    assert gateway.request("/api/", headers=headers, source=gateway.addr(IOS_HOME)).status == 200
+    assert (
+        gateway.request("/api/", headers=headers, source=gateway.addr(IOS_ELSEWHERE)).status == 403
+    )
     android = {
         "User-Agent": "Home Assistant/2025.4.1 (Android 15; Pixel 9)",
         **bearer(home_assistant),
     }
-    assert gateway.request("/api/", headers=android, source=IOS_HOME).status == 403
+    assert gateway.request("/api/", headers=android, source=gateway.addr(IOS_HOME)).status == 403
 
 
 def test_home_assistant_bans_the_true_client_address(
     gateway: Gateway, home_assistant: HomeAssistant
 ) -> None:
-    attacker, neighbour = "127.0.0.2", "127.0.0.3"
+    attacker, neighbour = gateway.addr(2), gateway.addr(3)
     for _ in range(3):
         flow = gateway.request(
             "/auth/login_flow",

@@ -205,6 +205,10 @@ class Gateway:
     log_path: Path | None = None
     err_path: Path | None = None
     certs_dir: Path = field(default_factory=Path)
+    net: int = 0  # test clients connect from 127.0.<net>.x
+
+    def addr(self, n: int) -> str:
+        return f"127.0.{self.net}.{n}"
 
     # -- setup ----------------------------------------------------------------------------
 

@@ -391,3 +391,14 @@ def test_body_size_limit_gives_413_and_is_an_event(tmp_path: Path) -> None:
     finally:
         g.stop()
         g.upstream.close()
+
+
+def test_only_the_configured_name_is_served(gw: Gateway) -> None:
+    r = gw.request("/", cert="phone", headers={"Host": "other.test"})
+    assert r.status == 421
+    ctx = gw.context("phone")
+    ctx.check_hostname = False  # a client that ignores the name mismatch still gets nowhere
+    with ctx.wrap_socket(gw.tcp(), server_hostname="other.test") as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: other.test\r\n\r\n")
+        assert read_response(sock, bytearray()).status == 421
+    assert gw.upstream.seen == []

@@ -294,8 +294,9 @@ class Gateway:
 
         host_name = head.host.rsplit(":", 1)[0] if not head.host.endswith("]") else head.host
         host_name = host_name.lower().rstrip(".")
-        expected = (sni or setup.config.hostname).lower()
-        if host_name != expected:
+        expected = setup.config.hostname
+        # The gateway serves one name: the Host and the TLS name (when sent) must both be it.
+        if host_name != expected or (sni is not None and sni.lower().rstrip(".") != expected):
             ex.status, ex.action, ex.reason = (
                 421,
                 "refused",

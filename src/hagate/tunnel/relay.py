@@ -301,7 +301,9 @@ def bind(host: str, port: int) -> socket.socket:
     return bind_socket(host, port, reuse_port=False)
 
 
-def run_relay(state: StateDir, listen: tuple[str, int], admit: Any = None) -> None:
+def run_relay(
+    state: StateDir, listen: tuple[str, int], admit: Any = None, limits: Limits | None = None
+) -> None:
     from hagate.gateway.runner import run_event_loop
 
     rs = RelayState.load(state)
@@ -311,7 +313,7 @@ def run_relay(state: StateDir, listen: tuple[str, int], admit: Any = None) -> No
         file=sys.stderr,
         flush=True,
     )
-    relay = Relay(rs, admit=admit)
+    relay = Relay(rs, limits, admit=admit)
 
     async def main() -> None:
         import signal

@@ -1,0 +1,122 @@
+"""A running relay (`hagate relay run`) and a connector (`hagate connect`) for tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import run_hagate
+from tests.gateway.harness import Gateway
+from tests.net import free_port, wait_listening
+
+
+@dataclass
+class Relay:
+    state: Path
+    name: str
+    port: int
+    fingerprint: str
+    proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def create(cls, tmp: Path, name: str = "relay.test") -> Relay:
+        state = tmp / f"relay-{name}"
+        r = run_hagate("relay", "init", "--hostname", name, state=state)
+        assert r.code == 0, r.err
+        return cls(state, name, free_port(), r.out.strip().splitlines()[-1])
+
+    def token(self, hostname: str = "ha.test", days: int = 30) -> str:
+        r = run_hagate(
+            "relay", "token", "--hostname", hostname, "--days", str(days), state=self.state
+        )
+        assert r.code == 0 and r.out.count("\n") == 1, r
+        return r.out.strip()
+
+    def start(self, *extra: str) -> None:
+        self.err = (self.state / "relay.err").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hagate",
+                "--state-dir",
+                str(self.state),
+                "relay",
+                "run",
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--rate-per-ip",
+                "100000",
+                *extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self.err,
+        )
+        wait_listening(self.port, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(20)
+
+    def status(self) -> dict[str, Any]:
+        time.sleep(1.2)  # the relay writes its status every second
+        data: dict[str, Any] = json.loads((self.state / "relay-status.json").read_text())
+        return data
+
+    def open_fds(self) -> int:
+        assert self.proc is not None
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    @property
+    def address(self) -> str:
+        return f"{self.name}:{self.port}@127.0.0.1"
+
+
+def start_connector(g: Gateway, relays: list[Relay], token: str, pin: bool = True) -> None:
+    """Run `hagate connect` for the gateway's state; clients then reach it via the relay."""
+    g.log_path = g.tmp / "connector.log"
+    g.err_path = g.tmp / "connector.err"
+    args = [
+        sys.executable,
+        "-m",
+        "hagate",
+        "--state-dir",
+        str(g.state),
+        "connect",
+        "--token",
+        token,
+        "--log-format",
+        "json",
+    ]
+    for r in relays:
+        args += ["--relay", r.address]
+    if pin:
+        args += ["--relay-fingerprint", relays[0].fingerprint]
+    g.proc = subprocess.Popen(args, stdout=g.log_path.open("wb"), stderr=g.err_path.open("wb"))
+    g.port = relays[0].port
+    wait_connected(relays, "ha.test")
+
+
+def wait_connected(relays: list[Relay], hostname: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    for r in relays:
+        while time.monotonic() < deadline:
+            path = r.state / "relay-status.json"
+            if path.exists():
+                try:
+                    data = json.loads(path.read_text())
+                except ValueError:
+                    data = {"connectors": []}
+                if any(c["hostname"] == hostname for c in data["connectors"]):
+                    break
+            time.sleep(0.1)
+        else:
+            raise TimeoutError(f"no connector for {hostname} at relay {r.name}")

@@ -1,0 +1,254 @@
+"""Relay -> tunnel -> connector -> gateway, with real TLS clients and a recording upstream."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_hagate
+from tests.gateway.harness import Gateway, make_gateway, read_response, rss_kib
+from tests.nginx import upstream
+from tests.tunnel.harness import Relay, start_connector, wait_connected
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Iterator[tuple[Gateway, Relay]]:
+    relay = Relay.create(tmp_path)
+    relay.start()
+    g = make_gateway(tmp_path / "home")
+    g.issue("phone")
+    start_connector(g, [relay], relay.token())
+    try:
+        yield g, relay
+    finally:
+        g.stop()
+        relay.stop()
+        g.upstream.close()
+
+
+def test_requests_pass_through_the_relay_with_the_true_client_address(
+    chain: tuple[Gateway, Relay],
+) -> None:
+    g, relay = chain
+    r = g.request("/api/states", cert="phone", source="127.0.0.9")
+    assert r.status == 200 and json.loads(r.body)["path"] == "/api/states"
+    assert g.upstream.seen[0].header("x-forwarded-for") == ["127.0.0.9"]
+    assert g.request("/api/states", source="127.0.0.9").status == 403
+    assert g.upstream.paths() == ["/api/states"]
+    events = g.events()
+    assert {e["client_ip"] for e in events if e["action"] in ("allow", "block")} == {"127.0.0.9"}
+    status = relay.status()
+    assert status["counters"]["streams"] >= 2 and status["connectors"][0]["hostname"] == "ha.test"
+
+
+def test_the_relay_never_terminates_client_tls(chain: tuple[Gateway, Relay]) -> None:
+    g, relay = chain
+    with g.connect("phone") as sock:
+        der = sock.getpeercert(binary_form=True)
+    home_cert = (g.state / "server.crt").read_text().split("-----END CERTIFICATE-----")[0]
+    from cryptography import x509
+
+    assert der is not None
+    served = x509.load_der_x509_certificate(der)
+    assert served == x509.load_pem_x509_certificate(
+        (home_cert + "-----END CERTIFICATE-----\n").encode()
+    )
+    assert not any(p.suffix == ".key" and "server" in p.name for p in relay.state.iterdir())
+
+
+def hello_bytes(sni: str) -> bytes:
+    ctx = ssl.create_default_context()
+    i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
+    c = ctx.wrap_bio(i, o, server_hostname=sni)
+    with pytest.raises(ssl.SSLWantReadError):
+        c.do_handshake()
+    return o.read()
+
+
+def closed_without_answer(port: int, payload: bytes) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(payload)
+        try:
+            return s.recv(100) == b""
+        except ConnectionResetError:
+            return True
+
+
+def test_unknown_names_and_non_tls_are_closed_and_counted(chain: tuple[Gateway, Relay]) -> None:
+    _, relay = chain
+    assert closed_without_answer(relay.port, hello_bytes("other.test"))
+    assert closed_without_answer(relay.port, b"GET / HTTP/1.1\r\nHost: ha.test\r\n\r\n")
+    counters = relay.status()["counters"]
+    assert counters["unknown_sni"] == 1 and counters["not_tls"] == 1
+
+
+def test_a_token_for_another_host_cannot_serve_this_one(tmp_path: Path) -> None:
+    relay = Relay.create(tmp_path)
+    relay.start()
+    g = make_gateway(tmp_path / "home")
+    g.issue("phone")
+    try:
+        start_connector_for = relay.token("other.test")
+        g.log_path = g.tmp / "c.log"
+        import subprocess
+        import sys
+
+        g.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hagate",
+                "--state-dir",
+                str(g.state),
+                "connect",
+                "--token",
+                start_connector_for,
+                "--relay",
+                relay.address,
+                "--relay-fingerprint",
+                relay.fingerprint,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_connected([relay], "other.test")
+        g.port = relay.port
+        # The connector is registered for other.test only: ha.test has nobody behind it.
+        assert closed_without_answer(relay.port, hello_bytes("ha.test"))
+        # And what reaches it as other.test is refused by the gateway, which serves ha.test only.
+        ctx = g.context("phone")
+        ctx.check_hostname = False
+        with ctx.wrap_socket(g.tcp(), server_hostname="other.test") as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: other.test\r\n\r\n")
+            assert read_response(sock, bytearray()).status == 421
+        assert g.upstream.seen == []
+    finally:
+        g.stop()
+        relay.stop()
+        g.upstream.close()
+
+
+def test_forged_and_revoked_tokens_are_refused(tmp_path: Path) -> None:
+    relay = Relay.create(tmp_path)
+    other = Relay.create(tmp_path, "other-relay.test")
+    relay.start()
+    g = make_gateway(tmp_path / "home")
+    try:
+        start_connector(g, [relay], relay.token())
+        token_id = relay.status()["connectors"][0]["token"]
+        assert run_hagate("relay", "revoke-token", token_id, state=relay.state).code == 0
+        deadline = time.monotonic() + 12
+        while relay.status()["connectors"] and time.monotonic() < deadline:
+            pass
+        assert relay.status()["connectors"] == []  # dropped, and its reconnections refused
+        assert relay.status()["counters"].get("refused_connectors", 0) >= 1
+        g.stop()
+        forged = other.token()  # signed by another relay's key
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            start_connector(g, [relay], forged)
+        assert time.monotonic() - start < 30
+        assert g.err_path is not None and "refused us" in g.err_path.read_text()
+    finally:
+        g.stop()
+        relay.stop()
+        g.upstream.close()
+
+
+def test_the_connector_reconnects_after_a_relay_restart(chain: tuple[Gateway, Relay]) -> None:
+    g, relay = chain
+    assert g.request("/before", cert="phone").status == 200
+    relay.stop()
+    relay.start()
+    start = time.monotonic()
+    while time.monotonic() - start < 5:
+        try:
+            if g.request("/after", cert="phone").status == 200:
+                break
+        except (OSError, ConnectionError, ssl.SSLError):
+            time.sleep(0.1)
+    assert time.monotonic() - start < 5
+    assert "/after" in g.upstream.paths()
+
+
+def test_without_a_connector_clients_are_closed_and_relay_fds_return(
+    chain: tuple[Gateway, Relay],
+) -> None:
+    g, relay = chain
+    g.stop()
+    time.sleep(0.5)
+    before = relay.open_fds()
+    hello = hello_bytes("ha.test")
+    for _ in range(10_000):
+        with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as s:
+            s.sendall(hello)
+            with contextlib.suppress(ConnectionResetError):
+                assert s.recv(100) == b""
+    time.sleep(1)
+    after = relay.open_fds()
+    assert after <= before + 2, (before, after)
+    counters = relay.status()["counters"]
+    assert counters.get("unknown_sni", 0) + counters.get("no_connector", 0) >= 10_000
+
+
+def test_two_relays_either_serves_and_one_stopping_leaves_the_other(tmp_path: Path) -> None:
+    first, second = Relay.create(tmp_path, "relay1.test"), Relay.create(tmp_path, "relay2.test")
+    # One key for both relays, as a deployment with two relays shares it.
+    for name in ("relay-signing.key", "relay.crt", "relay.key"):
+        (second.state / name).write_bytes((first.state / name).read_bytes())
+    second.fingerprint = first.fingerprint
+    first.start()
+    second.start()
+    g = make_gateway(tmp_path / "home")
+    g.issue("phone")
+    try:
+        start_connector(g, [first, second], first.token())
+        for relay in (first, second):
+            g.port = relay.port
+            assert g.request(f"/via-{relay.name}", cert="phone").status == 200
+        first.stop()
+        g.port = second.port
+        assert g.request("/after-stop", cert="phone").status == 200
+    finally:
+        g.stop()
+        first.stop()
+        second.stop()
+        g.upstream.close()
+
+
+def test_a_client_that_stops_reading_stalls_only_its_own_stream(tmp_path: Path) -> None:
+    nginx = upstream(tmp_path / "nginx", 1 << 30)
+    relay = Relay.create(tmp_path)
+    relay.start()
+    g = make_gateway(tmp_path / "home")
+    g.upstream.close()
+    cfg = g.state / "hagate.yaml"
+    cfg.write_text(
+        cfg.read_text().replace(f"127.0.0.1:{g.upstream.port}", f"127.0.0.1:{nginx.port}")
+    )
+    g.issue("phone")
+    try:
+        start_connector(g, [relay], relay.token())
+        stalled = g.connect("phone")
+        stalled.sendall(b"GET /big.bin HTTP/1.1\r\nHost: ha.test\r\n\r\n")
+        stalled.recv(100)  # the download has started; now this client reads nothing more
+        time.sleep(1)
+        assert relay.proc is not None
+        start = time.monotonic()
+        for i in range(20):
+            assert g.request("/small.txt", cert="phone").status == 200, i
+        assert time.monotonic() - start < 10
+        peak = rss_kib(relay.proc.pid)
+        assert peak < 150 * 1024, peak
+        stalled.close()
+    finally:
+        g.stop()
+        relay.stop()
+        nginx.stop()
