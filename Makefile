@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the tests use as real peers: command -> package.
 SYSTEM_DEPS := openssl:openssl curl:curl pk12util:libnss3-tools certutil:libnss3-tools \
-	chromium:chromium nginx:nginx-light
+	chromium:chromium nginx:nginx-light systemd-analyze:systemd
 # The benchmark's load generator (ab presents a client certificate with -E).
 BENCH_DEPS := ab:apache2-utils
 
