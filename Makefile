@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(MAKE) system-deps EXTRA_DEPS="$(BENCH_DEPS)"
 	$(BIN)/python -m bench.rules_bench
 	$(BIN)/python -m bench.gateway_bench
+	$(BIN)/python -m bench.tunnel_bench
 
 clean:
 	rm -rf $(VENV) demo .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -28,7 +28,8 @@ worker_processes {workers};
 daemon off;
 pid {self.prefix}/nginx.pid;
 error_log {self.prefix}/logs/error.log warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 16384; }}
+worker_rlimit_nofile 65536;
 http {{
     access_log off;
     client_body_temp_path {self.prefix}/body;

@@ -1,0 +1,347 @@
+"""The tunnel against SniTun (Nabu Casa's tunnel for HA's remote UI), side by side in one run.
+
+Chains, all ending at the same nginx upstream (a small response, a 1 GiB file, websockets):
+  direct  - the upstream itself, plain HTTP
+  snitun  - SniTun's relay + its client peer (PyPI `snitun`, own Python 3.13 venv), forwarding
+            to nginx with `ssl_verify_client on` that proxies to the upstream
+  hagate  - hagate relay + hagate connect (connector and gateway)
+Load: ab (client certificate with -E; SNI needs a name, so ha.test is mapped to 127.0.0.1 in
+/etc/hosts for the run and restored after), curl for bulk, and 2,000 idle websockets whose
+relay and home-side RSS is measured. All loops are bounded by counts and time limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from tests.conftest import run_hagate
+from tests.e2e.homeassistant import CACHE, find_python313
+from tests.gateway.harness import rss_kib
+from tests.net import free_port, wait_listening
+from tests.nginx import Nginx, upstream
+
+from bench.gateway_bench import BULK_BYTES, Load, ab, bulk
+from bench.report import machine, write_section
+
+SNITUN = "snitun==0.47.0"
+IDLE_WEBSOCKETS = 2000
+HOSTS = Path("/etc/hosts")
+HERE = Path(__file__).resolve().parent
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # SniTun's server waits on its open connections; do not wait with it
+            proc.wait(10)
+
+
+def snitun_python() -> str:
+    venv = CACHE / "snitun-0.47.0"
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([find_python313(), "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", SNITUN], check=True)
+    return str(venv / "bin" / "python")
+
+
+@contextlib.contextmanager
+def hosts_entry(name: str) -> Iterator[None]:
+    original = HOSTS.read_text()
+    HOSTS.write_text(original + f"\n127.0.0.1 {name}  # hagate benchmark, removed after\n")
+    try:
+        yield
+    finally:
+        HOSTS.write_text(original)
+
+
+def websocket_server() -> int:
+    """An upstream that answers every upgrade with 101 and then holds the connection."""
+    port = free_port()
+    ready = threading.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n"
+        )
+        await writer.drain()
+        await reader.read()  # idle until the client goes
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=4096)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    threading.Thread(target=lambda: asyncio.run(main()), daemon=True).start()
+    ready.wait(10)
+    return port
+
+
+def open_websockets(port: int, ctx: ssl.SSLContext, n: int) -> list[ssl.SSLSocket]:
+    socks = []
+    request = (
+        b"GET /ws HTTP/1.1\r\nHost: ha.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    for _ in range(n):
+        s = ctx.wrap_socket(
+            socket.create_connection(("127.0.0.1", port), timeout=30), server_hostname="ha.test"
+        )
+        s.sendall(request)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101"), head[:100]
+        socks.append(s)
+    return socks
+
+
+def measure(base: str, pem: Path, crt: Path, key: Path, cacert: Path) -> dict[str, object]:
+    ab(base + "/small.txt", 2000, 8, True, pem)
+    return {
+        "keep": ab(base + "/small.txt", 30_000, 32, True, pem),
+        "new": ab(base + "/small.txt", 2_000, 16, False, pem),
+        "bulk": bulk(base + "/big.bin", crt, key, cacert),
+    }
+
+
+def main() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    tmp = Path(tempfile.mkdtemp(prefix="hagate-tunnel-bench-"))
+    ws_port = websocket_server()
+    up = upstream(tmp / "upstream", BULK_BYTES)
+    # The upstream also proxies /ws to the websocket holder.
+    up.stop()
+    up = Nginx(up.prefix, up.port)
+    up.start(f"""
+    server {{
+        listen 127.0.0.1:{up.port};
+        root {up.prefix}/www;
+        location /ws {{
+            proxy_pass http://127.0.0.1:{ws_port}; proxy_http_version 1.1; proxy_read_timeout 1h;
+            proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade";
+        }}
+    }}""")
+    state = tmp / "home"
+    assert (
+        run_hagate(
+            "init",
+            "--hostname",
+            "ha.test",
+            "--upstream",
+            f"http://127.0.0.1:{up.port}",
+            state=state,
+        ).code
+        == 0
+    )
+    assert run_hagate("cert", "issue", "bench", "--pem-dir", tmp, state=state).code == 0
+    crt, key, cacert = tmp / "bench.crt", tmp / "bench.key", state / "ca.crt"
+    pem = tmp / "bench-ab.pem"
+    pem.write_bytes(crt.read_bytes() + key.read_bytes())
+    ctx = ssl.create_default_context(cafile=str(cacert))
+    ctx.load_cert_chain(crt, key)
+    results: dict[str, dict[str, object]] = {}
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(args: list[str], ready_line: bool = False) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE if ready_line else subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        procs.append(p)
+        if ready_line:
+            assert p.stdout is not None and p.stdout.readline().strip() == b"ready"
+        return p
+
+    try:
+        with hosts_entry("ha.test"):
+            results["direct"] = measure(f"http://127.0.0.1:{up.port}", pem, crt, key, cacert)
+            results["direct"]["pem"] = None
+
+            # SniTun chain
+            py = snitun_python()
+            fernet = Fernet.generate_key().decode()
+            chain = HERE / "snitun_chain.py"
+            s_port = free_port()
+            snitun_relay = spawn([py, str(chain), "server", str(s_port), fernet], ready_line=True)
+            tok, aes_key, aes_iv = subprocess.run(
+                [py, str(chain), "token", fernet, "ha.test"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            mtls_port = free_port()
+            mtls = Nginx(tmp / "nginx-mtls", mtls_port)
+            mtls.start(f"""
+            upstream up {{ server 127.0.0.1:{up.port}; keepalive 64; }}
+            server {{
+                listen 127.0.0.1:{mtls_port} ssl;
+                ssl_certificate {state}/server.crt; ssl_certificate_key {state}/server.key;
+                ssl_client_certificate {state}/ca.crt; ssl_verify_client on;
+                location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_buffering off;
+                             proxy_set_header Connection ""; }}
+                location /ws {{
+                    proxy_pass http://up; proxy_http_version 1.1; proxy_read_timeout 1h;
+                    proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade";
+                }}
+            }}""")
+            snitun_home = spawn(
+                [py, str(chain), "client", str(s_port), tok, aes_key, aes_iv, str(mtls_port)],
+                ready_line=True,
+            )
+            time.sleep(1)
+            results["snitun"] = measure(f"https://ha.test:{s_port}", pem, crt, key, cacert)
+            ws = open_websockets(s_port, ctx, IDLE_WEBSOCKETS)
+            time.sleep(2)
+            nginx_kib = sum(
+                rss_kib(int(p))
+                for p in subprocess.run(
+                    ["pgrep", "-f", f"{mtls.prefix}/nginx.conf"], capture_output=True, text=True
+                ).stdout.split()
+            )
+            results["snitun"]["rss"] = (
+                rss_kib(snitun_relay.pid),
+                rss_kib(snitun_home.pid) + nginx_kib,
+            )
+            for s in ws:
+                s.close()
+            print("snitun", results["snitun"], flush=True)
+            for p in (snitun_relay, snitun_home):
+                stop(p)
+            mtls.stop()
+
+            # hagate chain
+            relay_state = tmp / "relay"
+            r = run_hagate("relay", "init", "--hostname", "relay.test", state=relay_state)
+            fingerprint = r.out.split()[-1]
+            token = run_hagate(
+                "relay", "token", "--hostname", "ha.test", state=relay_state
+            ).out.strip()
+            h_port = free_port()
+            hagate_relay = spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "hagate",
+                    "--state-dir",
+                    str(relay_state),
+                    "relay",
+                    "run",
+                    "--listen",
+                    f"127.0.0.1:{h_port}",
+                    "--max-per-ip",
+                    "100000",
+                    "--rate-per-ip",
+                    "1000000",
+                ]
+            )
+            wait_listening(h_port, hagate_relay)
+            hagate_home = spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "hagate",
+                    "--state-dir",
+                    str(state),
+                    "connect",
+                    "--relay",
+                    f"relay.test:{h_port}@127.0.0.1",
+                    "--token",
+                    token,
+                    "--relay-fingerprint",
+                    fingerprint,
+                ]
+            )
+            time.sleep(2)
+            results["hagate"] = measure(f"https://ha.test:{h_port}", pem, crt, key, cacert)
+            ws = open_websockets(h_port, ctx, IDLE_WEBSOCKETS)
+            time.sleep(2)
+            results["hagate"]["rss"] = (rss_kib(hagate_relay.pid), rss_kib(hagate_home.pid))
+            print("hagate", results["hagate"], flush=True)
+            for s in ws:
+                s.close()
+    finally:
+        for p in procs:
+            stop(p)
+        up.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    lines = [
+        "## Tunnel against SniTun",
+        "",
+        f"`bench/tunnel_bench.py` on {machine()}. Same nginx upstream; ApacheBench presents "
+        "the client certificate; bulk is one 1 GiB curl download; memory is RSS with "
+        f"{IDLE_WEBSOCKETS:,} idle websockets open through the chain (SniTun's home side "
+        "counts its client peer and the nginx that checks certificates).",
+        "",
+        "| chain | keep-alive req/s | p50 / p99 ms | new conn/s | bulk MB/s | relay RSS "
+        "| home RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, res in results.items():
+        k, n = res["keep"], res["new"]
+        assert isinstance(k, Load) and isinstance(n, Load)
+        rss = res.get("rss")
+        mem = (
+            ("", "")
+            if not isinstance(rss, tuple)
+            else (f"{rss[0] / 1024:.0f} MB", f"{rss[1] / 1024:.0f} MB")
+        )
+        lines.append(
+            f"| {name} | {k.rps:,.0f} | {k.p50:.0f} / {k.p99:.0f} | {n.rps:,.0f} | "
+            f"{res['bulk']:,.0f} | {mem[0]} | {mem[1]} |"
+        )
+    h, sn_res = results["hagate"], results["snitun"]
+    hk, sk, hn, sn = h["keep"], sn_res["keep"], h["new"], sn_res["new"]
+    assert (
+        isinstance(hk, Load)
+        and isinstance(sk, Load)
+        and isinstance(hn, Load)
+        and isinstance(sn, Load)
+    )
+    hb, sb = h["bulk"], sn_res["bulk"]
+    assert isinstance(hb, float) and isinstance(sb, float)
+    hr = h["rss"]
+    assert isinstance(hr, tuple)
+    lines += [
+        "",
+        "Ratios, hagate : SniTun (targets: keep-alive ≥ 2, new connections ≥ 2, bulk ≥ 5; "
+        "relay under 150 MB for the idle websockets):",
+        "",
+        "| keep-alive | new connections | bulk | hagate relay RSS |",
+        "|---:|---:|---:|---:|",
+        f"| {hk.rps / sk.rps:.2f} | {hn.rps / sn.rps:.2f} | {hb / sb:.2f} "
+        f"| {hr[0] / 1024:.0f} MB |",
+    ]
+    failures = sum(r["keep"].failed + r["new"].failed for r in results.values())  # type: ignore[attr-defined]
+    lines += ["", f"Failed or non-2xx responses across all runs: {failures}."]
+    body = "\n".join(lines)
+    print(body)
+    write_section("tunnel", body)
+    del soft
+
+
+if __name__ == "__main__":
+    main()
