@@ -411,7 +411,8 @@ def connect(
     log_format: str,
 ) -> None:
     """Run the gateway at home behind relays: nothing listens, the connector dials out."""
-    from hagate.gateway.runner import load_setup, run_event_loop, run_gateway
+    from hagate.eventloop import run_event_loop
+    from hagate.gateway.runner import load_setup, run_gateway
     from hagate.tunnel.connector import Connector, RelayAddress
 
     addresses = [RelayAddress.parse(r) for r in relays]

@@ -93,3 +93,26 @@ def test_record_is_safe_from_many_threads(tmp_path: Path) -> None:
         t.join()
     store.close()
     assert len(list(read_events(tmp_path / "events.sqlite3"))) == 2000
+
+
+def test_several_processes_can_open_a_new_store_at_once(tmp_path: Path) -> None:
+    """Gateway workers start together; none may fail on SQLite's WAL switch."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "events.sqlite3"
+    # Every process waits for the same instant, then opens the store: a real collision.
+    code = (
+        "import sys, time; from pathlib import Path; from hagate.events.store import EventStore; "
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); EventStore(Path(sys.argv[1]))"
+    )
+    for _ in range(5):
+        path.unlink(missing_ok=True)
+        start = str(time.time() + 1.5)
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, str(path), start], stderr=subprocess.PIPE)
+            for _ in range(8)
+        ]
+        for p in procs:
+            _, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err.decode()

@@ -80,7 +80,9 @@ class Relay:
         return f"{self.name}:{self.port}@127.0.0.1"
 
 
-def start_connector(g: Gateway, relays: list[Relay], token: str, pin: bool = True) -> None:
+def start_connector(
+    g: Gateway, relays: list[Relay], token: str, pin: bool = True, hostname: str = "ha.test"
+) -> None:
     """Run `hagate connect` for the gateway's state; clients then reach it via the relay."""
     g.log_path = g.tmp / "connector.log"
     g.err_path = g.tmp / "connector.err"
@@ -102,7 +104,7 @@ def start_connector(g: Gateway, relays: list[Relay], token: str, pin: bool = Tru
         args += ["--relay-fingerprint", relays[0].fingerprint]
     g.proc = subprocess.Popen(args, stdout=g.log_path.open("wb"), stderr=g.err_path.open("wb"))
     g.port = relays[0].port
-    wait_connected(relays, "ha.test")
+    wait_connected(relays, hostname)
 
 
 def wait_connected(relays: list[Relay], hostname: str, timeout: float = 15) -> None:

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import run_hagate
 from tests.gateway.harness import Gateway, make_gateway, read_response, rss_kib
 from tests.nginx import upstream
-from tests.tunnel.harness import Relay, start_connector, wait_connected
+from tests.tunnel.harness import Relay, start_connector
 
 
 @pytest.fixture
@@ -95,31 +95,7 @@ def test_a_token_for_another_host_cannot_serve_this_one(tmp_path: Path) -> None:
     g = make_gateway(tmp_path / "home")
     g.issue("phone")
     try:
-        start_connector_for = relay.token("other.test")
-        g.log_path = g.tmp / "c.log"
-        import subprocess
-        import sys
-
-        g.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hagate",
-                "--state-dir",
-                str(g.state),
-                "connect",
-                "--token",
-                start_connector_for,
-                "--relay",
-                relay.address,
-                "--relay-fingerprint",
-                relay.fingerprint,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_connected([relay], "other.test")
-        g.port = relay.port
+        start_connector(g, [relay], relay.token("other.test"), hostname="other.test")
         # The connector is registered for other.test only: ha.test has nobody behind it.
         assert closed_without_answer(relay.port, hello_bytes("ha.test"))
         # And what reaches it as other.test is refused by the gateway, which serves ha.test only.

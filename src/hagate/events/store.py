@@ -60,7 +60,16 @@ RETENTION_EVERY = 3600.0
 
 def connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
+    # Switching to WAL takes a lock SQLite does not wait for: several processes opening a new
+    # store at once (gateway workers) see "database is locked". Retry briefly.
+    for attempt in range(50):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.05)
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(SCHEMA)
     return db

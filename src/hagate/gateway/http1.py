@@ -38,6 +38,15 @@ HOP_BY_HOP = frozenset(
 )
 
 
+def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
+    """The first value of header `name` (case-insensitive), or None."""
+    lname = name.lower()
+    for k, v in headers:
+        if k.lower() == lname:
+            return v
+    return None
+
+
 class HeadError(ValueError):
     """A request the gateway refuses before it reaches rules or upstream."""
 
@@ -66,11 +75,7 @@ class RequestHead:
         return self.chunked or bool(self.content_length)
 
     def get(self, name: str) -> str | None:
-        lname = name.lower()
-        for k, v in self.headers:
-            if k.lower() == lname:
-                return v
-        return None
+        return header_value(self.headers, name)
 
 
 def _lines(head: bytes) -> list[bytes]:
@@ -207,11 +212,7 @@ class ResponseHead:
     keep_alive: bool
 
     def get(self, name: str) -> str | None:
-        lname = name.lower()
-        for k, v in self.headers:
-            if k.lower() == lname:
-                return v
-        return None
+        return header_value(self.headers, name)
 
 
 def parse_response_head(head: bytes, max_headers: int = 200) -> ResponseHead:

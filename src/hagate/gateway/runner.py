@@ -16,12 +16,15 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from hagate.config import Config, load_config, parse_listen
 from hagate.errors import HagateError
+from hagate.eventloop import bind, run_event_loop
 from hagate.events.store import EVENTS_NAME, EventStore
+from hagate.events.store import connect as connect_events
 from hagate.gateway.identity import Inventory
 from hagate.gateway.server import Gateway, Setup
 from hagate.gateway.tls import server_context
@@ -57,22 +60,6 @@ def log_writer(fmt: str, out: TextIO = sys.stdout) -> Callable[[dict[str, Any]],
         out.flush()
 
     return as_json if fmt == "json" else as_text
-
-
-def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        raise HagateError(f"cannot listen on {host}:{port}: {e.strerror}") from None
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
 
 
 async def serve_socket(
@@ -164,19 +151,11 @@ async def accept_loop(gateway: Gateway, sock: socket.socket) -> None:
         task.add_done_callback(tasks.discard)
 
 
-def run_event_loop(coro_factory: Callable[[], Any]) -> None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without it
-        asyncio.run(coro_factory())
-        return
-    uvloop.run(coro_factory())
-
-
 def _worker(state: StateDir, setup: Setup, sock: socket.socket, log_format: str) -> int:
     try:
         run_event_loop(lambda: serve_socket(state, setup, sock, log_format))
     except BaseException:
+        traceback.print_exc()  # a worker's crash must be visible, not just its exit code
         return 1
     return 0
 
@@ -195,6 +174,7 @@ def serve(state: StateDir, listen: str | None, workers: int, log_format: str) ->
         sock = bind(host, port, reuse_port=False)
         run_event_loop(lambda: serve_socket(state, setup, sock, log_format))
         return
+    connect_events(state / EVENTS_NAME).close()  # create the store once, before the workers
     socks = [bind(host, port, reuse_port=True) for _ in range(workers)]
     children: list[int] = []
     for sock in socks:
@@ -220,7 +200,12 @@ def serve(state: StateDir, listen: str | None, workers: int, log_format: str) ->
         while True:
             try:
                 _, code = os.waitpid(pid, 0)
-                status = status or os.waitstatus_to_exitcode(code)
+                exit_code = os.waitstatus_to_exitcode(code)
+                if exit_code:
+                    print(
+                        f"hagate: worker {pid} exited with {exit_code}", file=sys.stderr, flush=True
+                    )
+                status = status or exit_code
                 break
             except InterruptedError:
                 continue

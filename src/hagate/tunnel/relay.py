@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from hagate.eventloop import bind, run_event_loop
 from hagate.state import StateDir, atomic_write
 from hagate.tunnel import token as tokens
 from hagate.tunnel.clienthello import MAX_HELLO, ClientHelloError, parse_client_hello
@@ -295,17 +296,9 @@ async def peek_client_hello(conn: socket.socket):  # type: ignore[no-untyped-def
         last = len(data)
 
 
-def bind(host: str, port: int) -> socket.socket:
-    from hagate.gateway.runner import bind as bind_socket
-
-    return bind_socket(host, port, reuse_port=False)
-
-
 def run_relay(
     state: StateDir, listen: tuple[str, int], admit: Any = None, limits: Limits | None = None
 ) -> None:
-    from hagate.gateway.runner import run_event_loop
-
     rs = RelayState.load(state)
     sock = bind(*listen)
     print(
