@@ -90,6 +90,12 @@ class Relay:
                 for c in group:
                     c.mux.close()
 
+    def prune(self, now: float | None = None) -> None:
+        """Forget addresses not seen for a minute: the table stays as large as the traffic."""
+        now = time.monotonic() if now is None else now
+        for ip in [ip for ip, times in self.recent.items() if not times or now - times[-1] >= 60]:
+            del self.recent[ip]
+
     def _allowed(self, ip: str) -> bool:
         now = time.monotonic()
         window = [t for t in self.recent[ip] if now - t < 60]
@@ -269,6 +275,7 @@ class Relay:
 
     async def _status_loop(self) -> None:
         while True:
+            self.prune()
             with contextlib.suppress(OSError):
                 atomic_write(self.rs.state / STATUS, json.dumps(self.status(), indent=2).encode())
             await asyncio.sleep(1)
