@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hagate.clienthello import ClientHelloError, parse_client_hello
 from hagate.tunnel import token as tokens
-from hagate.tunnel.clienthello import ClientHelloError, parse_client_hello
 from hagate.tunnel.frames import (
     MAX_PAYLOAD,
     FrameDecoder,

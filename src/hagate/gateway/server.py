@@ -26,6 +26,7 @@ from typing import Any
 
 from cryptography import x509
 
+from hagate.clienthello import ClientHelloError, peek_client_hello
 from hagate.config import Config
 from hagate.events.store import EventStore
 from hagate.gateway.http1 import (
@@ -138,6 +139,33 @@ class Gateway:
         """
         loop = asyncio.get_running_loop()
         settings = self.setup.config.gateway
+        sock.setblocking(False)
+        # Peek at the ClientHello first (nothing is consumed), so that even a failed
+        # handshake is an event with the name the client asked for.
+        sni: str | None = None
+        try:
+            async with asyncio.timeout(settings.header_timeout):
+                hello = await peek_client_hello(sock)
+        except (TimeoutError, ClientHelloError, OSError) as e:
+            reason = (
+                "not TLS (plain HTTP sent to the TLS port?)"
+                if isinstance(e, ClientHelloError)
+                else handshake_reason(e)
+            )
+            sock.close()
+            ex = Exchange(new_request_id(), peer[0], action="tls_error", reason=reason)
+            self._event(ex, sni=None, cert=NO_CERT)
+            return
+        if hello is None:
+            sock.close()
+            reason = "the client closed the connection before the TLS handshake"
+            self._event(
+                Exchange(new_request_id(), peer[0], action="tls_error", reason=reason),
+                sni=None,
+                cert=NO_CERT,
+            )
+            return
+        sni = hello.sni
         reader = asyncio.StreamReader(limit=settings.max_header_bytes)
         protocol = asyncio.StreamReaderProtocol(reader)
         try:
@@ -150,7 +178,7 @@ class Gateway:
         except Exception as e:  # every handshake failure is an event, whatever its kind
             sock.close()
             ex = Exchange(new_request_id(), peer[0], action="tls_error", reason=handshake_reason(e))
-            self._event(ex, sni=None, cert=NO_CERT)
+            self._event(ex, sni=sni, cert=NO_CERT)
             return
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         await self.handle(reader, writer, peer)

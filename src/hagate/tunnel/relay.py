@@ -23,10 +23,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from hagate.clienthello import ClientHelloError, peek_client_hello
 from hagate.eventloop import bind, run_event_loop
 from hagate.state import StateDir, atomic_write
 from hagate.tunnel import token as tokens
-from hagate.tunnel.clienthello import MAX_HELLO, ClientHelloError, parse_client_hello
 from hagate.tunnel.frames import PROTOCOL_VERSION, FrameDecoder, FrameError, FrameType, encode
 from hagate.tunnel.mux import Mux, splice
 from hagate.tunnel.relaystate import STATUS, TLS_CERT, TLS_KEY, RelayState
@@ -279,28 +279,6 @@ class Relay:
             with contextlib.suppress(OSError):
                 atomic_write(self.rs.state / STATUS, json.dumps(self.status(), indent=2).encode())
             await asyncio.sleep(1)
-
-
-async def peek_client_hello(conn: socket.socket):  # type: ignore[no-untyped-def]
-    """Wait for a complete ClientHello in the socket's buffer without consuming it."""
-    loop = asyncio.get_running_loop()
-    last = -1
-    while True:
-        ready = loop.create_future()
-        loop.add_reader(conn.fileno(), ready.set_result, None)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(conn.fileno())
-        data = conn.recv(MAX_HELLO, socket.MSG_PEEK)
-        if not data:
-            return None
-        hello = parse_client_hello(data)
-        if hello is not None:
-            return hello
-        if len(data) == last or len(data) >= MAX_HELLO:
-            await asyncio.sleep(0.01)  # partial hello still buffered: wait for more bytes
-        last = len(data)
 
 
 def run_relay(
