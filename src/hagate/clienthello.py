@@ -177,13 +177,16 @@ async def peek_client_hello(conn: socket.socket) -> ClientHello | None:
     loop = asyncio.get_running_loop()
     last = -1
     while True:
-        ready: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(conn.fileno(), _set_once, ready)
         try:
-            await ready
-        finally:
-            loop.remove_reader(conn.fileno())
-        data = conn.recv(MAX_HELLO, socket.MSG_PEEK)
+            data = conn.recv(MAX_HELLO, socket.MSG_PEEK)  # usually already there
+        except BlockingIOError:
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(conn.fileno(), _set_once, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(conn.fileno())
+            continue
         if not data:
             return None
         hello = parse_client_hello(data)
