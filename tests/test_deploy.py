@@ -12,7 +12,9 @@ import pytest
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
 
-@pytest.mark.parametrize("unit", ["hagate-relay.service", "hagate-connect.service"])
+@pytest.mark.parametrize(
+    "unit", ["hagate-relay.service", "hagate-connect.service", "hagate-serve.service"]
+)
 def test_systemd_unit_verifies(unit: str, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     assert analyze is not None, "systemd-analyze is needed (Debian package systemd)"
