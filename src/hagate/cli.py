@@ -400,6 +400,13 @@ def relay_status(ctx: Context) -> None:
 )
 @click.option("--relay-fingerprint", default=None, help="Pin the relay's certificate by SHA-256.")
 @click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Processes, each with its own connection to every relay.",
+)
+@click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @pass_ctx
@@ -408,26 +415,22 @@ def connect(
     relays: tuple[str, ...],
     token: str,
     relay_fingerprint: str | None,
+    workers: int,
     log_format: str,
 ) -> None:
     """Run the gateway at home behind relays: nothing listens, the connector dials out."""
-    from hagate.eventloop import run_event_loop
-    from hagate.gateway.runner import load_setup, run_gateway
-    from hagate.tunnel.connector import Connector, RelayAddress
+    from hagate.gateway.runner import load_setup
+    from hagate.tunnel.connector import RelayAddress, run_connect
 
     addresses = [RelayAddress.parse(r) for r in relays]
     state = ctx.state.require()
-    setup = load_setup(state)
+    setup = load_setup(state)  # fail here, before any worker, on a broken config
     click.echo(
         f"hagate: gateway for {setup.config.hostname} behind "
-        f"{', '.join(map(str, addresses))} -> {setup.config.upstream}",
+        f"{', '.join(map(str, addresses))} -> {setup.config.upstream}, {workers} worker(s)",
         err=True,
     )
-
-    async def feed(gateway: Any) -> None:
-        await Connector(gateway, addresses, token, relay_fingerprint).run()
-
-    run_event_loop(lambda: run_gateway(state, setup, log_format, feed))
+    run_connect(state, addresses, token, relay_fingerprint, log_format, workers)
 
 
 # -- rules --------------------------------------------------------------------------------

@@ -81,7 +81,12 @@ class Relay:
 
 
 def start_connector(
-    g: Gateway, relays: list[Relay], token: str, pin: bool = True, hostname: str = "ha.test"
+    g: Gateway,
+    relays: list[Relay],
+    token: str,
+    pin: bool = True,
+    hostname: str = "ha.test",
+    workers: int = 1,
 ) -> None:
     """Run `hagate connect` for the gateway's state; clients then reach it via the relay."""
     g.log_path = g.tmp / "connector.log"
@@ -97,6 +102,8 @@ def start_connector(
         token,
         "--log-format",
         "json",
+        "--workers",
+        str(workers),
     ]
     for r in relays:
         args += ["--relay", r.address]
@@ -104,10 +111,10 @@ def start_connector(
         args += ["--relay-fingerprint", relays[0].fingerprint]
     g.proc = subprocess.Popen(args, stdout=g.log_path.open("wb"), stderr=g.err_path.open("wb"))
     g.port = relays[0].port
-    wait_connected(relays, hostname)
+    wait_connected(relays, hostname, count=workers)
 
 
-def wait_connected(relays: list[Relay], hostname: str, timeout: float = 15) -> None:
+def wait_connected(relays: list[Relay], hostname: str, timeout: float = 15, count: int = 1) -> None:
     deadline = time.monotonic() + timeout
     for r in relays:
         while time.monotonic() < deadline:
@@ -117,7 +124,7 @@ def wait_connected(relays: list[Relay], hostname: str, timeout: float = 15) -> N
                     data = json.loads(path.read_text())
                 except ValueError:
                     data = {"connectors": []}
-                if any(c["hostname"] == hostname for c in data["connectors"]):
+                if sum(c["hostname"] == hostname for c in data["connectors"]) >= count:
                     break
             time.sleep(0.1)
         else:

@@ -228,3 +228,21 @@ def test_a_client_that_stops_reading_stalls_only_its_own_stream(tmp_path: Path) 
         g.stop()
         relay.stop()
         nginx.stop()
+
+
+def test_connector_workers_each_take_their_share(tmp_path: Path) -> None:
+    relay = Relay.create(tmp_path)
+    relay.start()
+    g = make_gateway(tmp_path / "home")
+    g.issue("phone")
+    try:
+        start_connector(g, [relay], relay.token(), workers=2)
+        assert [g.request(f"/{i}", cert="phone").status for i in range(10)] == [200] * 10
+        connectors = relay.status()["connectors"]
+        assert len(connectors) == 2
+        assert all(c["opened"] >= 3 for c in connectors), connectors  # round robin over both
+        assert len(g.upstream.seen) == 10
+    finally:
+        assert g.stop() == 0
+        relay.stop()
+        g.upstream.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -151,13 +152,53 @@ async def accept_loop(gateway: Gateway, sock: socket.socket) -> None:
         task.add_done_callback(tasks.discard)
 
 
-def _worker(state: StateDir, setup: Setup, sock: socket.socket, log_format: str) -> int:
+def _child(work: Callable[[], None]) -> int:
     try:
-        run_event_loop(lambda: serve_socket(state, setup, sock, log_format))
+        work()
     except BaseException:
         traceback.print_exc()  # a worker's crash must be visible, not just its exit code
         return 1
     return 0
+
+
+def fork_workers(
+    count: int, work: Callable[[int], None], after_fork: Callable[[], None] | None = None
+) -> None:
+    """Run `work(i)` in `count` forked processes and supervise them.
+
+    SIGTERM, SIGINT and SIGHUP are passed on to every worker; the parent returns when all
+    have exited, and exits non-zero (naming the worker) if any failed.
+    """
+    children: list[int] = []
+    for i in range(count):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(_child(functools.partial(work, i)))
+        children.append(pid)
+    if after_fork is not None:
+        after_fork()
+
+    def forward(signum: int, _frame: Any) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    status = 0
+    for pid in children:
+        while True:
+            try:
+                _, code = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        exit_code = os.waitstatus_to_exitcode(code)
+        if exit_code:
+            print(f"hagate: worker {pid} exited with {exit_code}", file=sys.stderr, flush=True)
+        status = status or exit_code
+    if status:
+        sys.exit(status)
 
 
 def serve(state: StateDir, listen: str | None, workers: int, log_format: str) -> None:
@@ -176,38 +217,15 @@ def serve(state: StateDir, listen: str | None, workers: int, log_format: str) ->
         return
     connect_events(state / EVENTS_NAME).close()  # create the store once, before the workers
     socks = [bind(host, port, reuse_port=True) for _ in range(workers)]
-    children: list[int] = []
-    for sock in socks:
-        pid = os.fork()
-        if pid == 0:
-            for other in socks:
-                if other is not sock:
-                    other.close()
-            os._exit(_worker(state, setup, sock, log_format))
-        children.append(pid)
-    for sock in socks:
-        sock.close()
 
-    def forward(signum: int, _frame: Any) -> None:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
+    def work(i: int) -> None:
+        for j, other in enumerate(socks):
+            if j != i:
+                other.close()
+        run_event_loop(lambda: serve_socket(state, setup, socks[i], log_format))
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
-    status = 0
-    for pid in children:
-        while True:
-            try:
-                _, code = os.waitpid(pid, 0)
-                exit_code = os.waitstatus_to_exitcode(code)
-                if exit_code:
-                    print(
-                        f"hagate: worker {pid} exited with {exit_code}", file=sys.stderr, flush=True
-                    )
-                status = status or exit_code
-                break
-            except InterruptedError:
-                continue
-    if status:
-        sys.exit(status)
+    def close_sockets() -> None:
+        for sock in socks:
+            sock.close()
+
+    fork_workers(workers, work, close_sockets)

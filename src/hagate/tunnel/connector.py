@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from hagate.errors import HagateError
 from hagate.gateway.server import Gateway
+from hagate.state import StateDir
 from hagate.tunnel.frames import PROTOCOL_VERSION, FrameDecoder, FrameType, encode
 from hagate.tunnel.mux import Mux, Stream, splice
 
@@ -165,3 +166,36 @@ class Connector:
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(accept, 5)
+
+
+def run_connect(
+    state: StateDir,
+    relays: list[RelayAddress],
+    token: str,
+    fingerprint: str | None,
+    log_format: str,
+    workers: int = 1,
+) -> None:
+    """The home side: the gateway behind connectors, in `workers` processes.
+
+    Each worker keeps its own connection to every relay; a relay spreads new streams over
+    all of a hostname's connectors, so every worker (and core) takes its share.
+    """
+    from hagate.eventloop import run_event_loop
+    from hagate.events.store import EVENTS_NAME
+    from hagate.events.store import connect as connect_events
+    from hagate.gateway.runner import fork_workers, load_setup, run_gateway
+
+    setup = load_setup(state)
+
+    def work(_: int = 0) -> None:
+        async def feed(gateway: Gateway) -> None:
+            await Connector(gateway, relays, token, fingerprint).run()
+
+        run_event_loop(lambda: run_gateway(state, setup, log_format, feed))
+
+    if workers <= 1:
+        work()
+        return
+    connect_events(state / EVENTS_NAME).close()  # create the store once, before the workers
+    fork_workers(workers, work)
