@@ -282,6 +282,31 @@ def main() -> None:
             print("hagate", results["hagate"], flush=True)
             for s in ws:
                 s.close()
+            stop(hagate_home)
+            # The home side on both cores (SniTun's home side is two processes too).
+            spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "hagate",
+                    "--state-dir",
+                    str(state),
+                    "connect",
+                    "--relay",
+                    f"relay.test:{h_port}@127.0.0.1",
+                    "--token",
+                    token,
+                    "--relay-fingerprint",
+                    fingerprint,
+                    "--workers",
+                    "2",
+                ]
+            )
+            time.sleep(3)
+            results["hagate, 2 workers"] = measure(
+                f"https://ha.test:{h_port}", pem, crt, key, cacert
+            )
+            print("hagate2", results["hagate, 2 workers"], flush=True)
     finally:
         for p in procs:
             stop(p)
@@ -327,7 +352,8 @@ def main() -> None:
     assert isinstance(hr, tuple)
     lines += [
         "",
-        "Ratios, hagate : SniTun (targets: keep-alive ≥ 2, new connections ≥ 2, bulk ≥ 5; "
+        "Ratios, hagate (one home process) : SniTun (targets: keep-alive ≥ 2, new connections "
+        "≥ 2, bulk ≥ 5; "
         "relay under 150 MB for the idle websockets):",
         "",
         "| keep-alive | new connections | bulk | hagate relay RSS |",
