@@ -258,34 +258,9 @@ def main() -> None:
                 ]
             )
             wait_listening(h_port, hagate_relay)
-            hagate_home = spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "hagate",
-                    "--state-dir",
-                    str(state),
-                    "connect",
-                    "--relay",
-                    f"relay.test:{h_port}@127.0.0.1",
-                    "--token",
-                    token,
-                    "--relay-fingerprint",
-                    fingerprint,
-                ]
-            )
-            time.sleep(2)
-            results["hagate"] = measure(f"https://ha.test:{h_port}", pem, crt, key, cacert)
-            ws = open_websockets(h_port, ctx, IDLE_WEBSOCKETS)
-            time.sleep(2)
-            results["hagate"]["rss"] = (rss_kib(hagate_relay.pid), rss_kib(hagate_home.pid))
-            print("hagate", results["hagate"], flush=True)
-            for s in ws:
-                s.close()
-            stop(hagate_home)
-            # The home side on both cores (SniTun's home side is two processes too).
-            spawn(
-                [
+
+            def connect_args(workers: int) -> list[str]:
+                return [
                     sys.executable,
                     "-m",
                     "hagate",
@@ -299,9 +274,21 @@ def main() -> None:
                     "--relay-fingerprint",
                     fingerprint,
                     "--workers",
-                    "2",
+                    str(workers),
                 ]
-            )
+
+            hagate_home = spawn(connect_args(1))
+            time.sleep(2)
+            results["hagate"] = measure(f"https://ha.test:{h_port}", pem, crt, key, cacert)
+            ws = open_websockets(h_port, ctx, IDLE_WEBSOCKETS)
+            time.sleep(2)
+            results["hagate"]["rss"] = (rss_kib(hagate_relay.pid), rss_kib(hagate_home.pid))
+            print("hagate", results["hagate"], flush=True)
+            for s in ws:
+                s.close()
+            stop(hagate_home)
+            # The home side on both cores (SniTun's home side is two processes too).
+            spawn(connect_args(2))
             time.sleep(3)
             results["hagate, 2 workers"] = measure(
                 f"https://ha.test:{h_port}", pem, crt, key, cacert
