@@ -3,14 +3,15 @@
 Rules:
   1. `record()` never blocks and never raises: a full queue drops the row and counts the drop.
      A slow disk slows the writer thread, never a request.
-  2. Rows are written in batches (up to `BATCH` rows or `FLUSH_SECONDS`), one transaction each.
+  2. Rows are written in batches (up to `BATCH` rows, at least every `FLUSH_SECONDS`), one
+     transaction each. `record()` only appends to a deque (no lock, no thread wake-up per
+     row); the writer wakes on its own, or early when a batch is full.
   3. Retention: rows older than `retention_days` are deleted at start and then hourly.
 """
 
 from __future__ import annotations
 
-import contextlib
-import queue
+import collections
 import sqlite3
 import threading
 import time
@@ -81,9 +82,12 @@ class EventStore:
     def __init__(self, path: Path, retention_days: int = 30, capacity: int = 10_000) -> None:
         self.path = path
         self.retention_days = retention_days
-        self.queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=capacity)
+        self.capacity = capacity
+        self.pending: collections.deque[tuple[Any, ...]] = collections.deque()
         self.dropped = 0
         self.written = 0
+        self._wake = threading.Event()
+        self._stop = False
         self._thread: threading.Thread | None = None
         connect(path).close()  # create the schema now, so errors surface at start
 
@@ -93,48 +97,37 @@ class EventStore:
         return self
 
     def record(self, event: Mapping[str, Any]) -> None:
-        row = tuple(event.get(c) for c in COLUMNS)
-        try:
-            self.queue.put_nowait(row)
-        except queue.Full:
+        pending = self.pending
+        if len(pending) >= self.capacity:
             self.dropped += 1
+            return
+        pending.append(tuple(map(event.get, COLUMNS)))
+        if len(pending) == BATCH:
+            self._wake.set()
 
     def close(self, timeout: float = 5.0) -> None:
         if self._thread is None:
             return
-        with contextlib.suppress(queue.Full):
-            self.queue.put(None, timeout=timeout)
+        self._stop = True
+        self._wake.set()
         self._thread.join(timeout)
         self._thread = None
 
     def _run(self) -> None:
         db = connect(self.path)
         last_retention: float | None = None  # retention runs first thing
+        pending = self.pending
         try:
             while True:
                 now = time.monotonic()
                 if last_retention is None or now - last_retention > RETENTION_EVERY:
                     self.purge(db)
                     last_retention = now
-                batch: list[tuple[Any, ...]] = []
-                stop = False
-                try:
-                    item = self.queue.get(timeout=FLUSH_SECONDS)
-                except queue.Empty:
-                    continue
-                deadline = time.monotonic() + FLUSH_SECONDS
-                while True:
-                    if item is None:
-                        stop = True
-                        break
-                    batch.append(item)
-                    if len(batch) >= BATCH:
-                        break
-                    try:
-                        item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                    except queue.Empty:
-                        break
-                if batch:
+                self._wake.wait(FLUSH_SECONDS)
+                self._wake.clear()
+                stop = self._stop
+                while pending:
+                    batch = [pending.popleft() for _ in range(min(len(pending), BATCH))]
                     self._write(db, batch)
                 if stop:
                     return

@@ -18,9 +18,15 @@ from dataclasses import dataclass, field
 from hagate.gateway.paths import PathError, Target, normalise_target
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_METHOD = re.compile(rb"[A-Z]{1,20}")
 _VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-_DIGITS = re.compile(rb"[0-9]{1,18}")
+# The header block (each line with its CRLF) as one match: names are tokens directly followed
+# by ":", values hold no control character but HTAB. Whatever fails it is re-parsed line by
+# line to say exactly what is wrong.
+_HEADER_BLOCK = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
+_HEADER_PAIR = re.compile(r"([^:]+):[ \t]*([^\r]*)\r\n")
+_METHOD_TEXT = re.compile(r"[A-Z]{1,20}")
+_DIGITS_TEXT = re.compile(r"[0-9]{1,18}")
+_STATUS_LINE = re.compile(r"(HTTP/1\.[01]) ([0-9]{3})(?: ([^\r\n]*))?")
 MAX_HEADERS = 100
 
 HOP_BY_HOP = frozenset(
@@ -111,29 +117,46 @@ def parse_headers(lines: list[bytes], limit: int) -> list[tuple[str, str]]:
     return headers
 
 
+def split_head(head: bytes, max_headers: int) -> tuple[str, list[tuple[str, str]]]:
+    """The first line and the vetted header fields of a head (CRLF CRLF included)."""
+    if not head.endswith(b"\r\n\r\n"):
+        raise HeadError(400, "the request head is not terminated by CRLF CRLF")
+    text = head.decode("latin-1")
+    end = text.find("\r\n")
+    first = text[:end]
+    block = text[end + 2 : -2]
+    if "\n" in first or "\r" in first:
+        raise HeadError(400, "bare CR or LF in the request head")
+    if block.count("\r\n") > max_headers:
+        raise HeadError(431, f"more than {max_headers} header fields")
+    if not _HEADER_BLOCK.fullmatch(block):
+        parse_headers(_lines(head)[1:], max_headers)  # raises the precise error
+        raise HeadError(400, "malformed header field")
+    headers: list[tuple[str, str]] = _HEADER_PAIR.findall(block)
+    if " \r\n" in block or "\t\r\n" in block:  # trailing whitespace is not part of a value
+        headers = [(name, value.rstrip(" \t")) for name, value in headers]
+    return first, headers
+
+
 def parse_request_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHead:
     """Parse and vet one request head (request line through the blank line)."""
-    lines = _lines(head)
-    request_line, header_lines = lines[0], lines[1:]
-    parts = request_line.split(b" ")
+    request_line, headers = split_head(head, max_headers)
+    parts = request_line.split(" ")
     if len(parts) != 3:
         raise HeadError(400, "malformed request line")
-    method_b, target_b, version_b = parts
-    if not _METHOD.fullmatch(method_b):
+    method, raw_target, version = parts
+    if not _METHOD_TEXT.fullmatch(method):
         raise HeadError(400, "malformed method")
-    if version_b not in (b"HTTP/1.1", b"HTTP/1.0"):
-        if re.fullmatch(rb"HTTP/[0-9]\.[0-9]", version_b):
+    if version != "HTTP/1.1" and version != "HTTP/1.0":
+        if re.fullmatch(r"HTTP/[0-9]\.[0-9]", version):
             raise HeadError(505, "only HTTP/1.0 and HTTP/1.1 are supported")
         raise HeadError(400, "malformed HTTP version")
-    method = method_b.decode()
     if method == "CONNECT":
         raise HeadError(405, "CONNECT is not supported")
     try:
-        target = normalise_target(target_b.decode("latin-1"))
+        target = normalise_target(raw_target)
     except PathError as e:
         raise HeadError(400, str(e)) from None
-    version = version_b.decode()
-    headers = parse_headers(header_lines, max_headers)
 
     hosts: list[str] = []
     lengths: list[str] = []
@@ -168,7 +191,7 @@ def parse_request_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHe
     if lengths:
         if len(lengths) > 1:
             raise HeadError(400, "more than one Content-Length")
-        if not _DIGITS.fullmatch(lengths[0].encode("latin-1")):
+        if not _DIGITS_TEXT.fullmatch(lengths[0]):
             raise HeadError(400, "malformed Content-Length")
         content_length = int(lengths[0])
     chunked = False
@@ -210,6 +233,7 @@ class ResponseHead:
     content_length: int | None
     chunked: bool
     keep_alive: bool
+    connection_tokens: frozenset[str] = field(default_factory=frozenset)
 
     def get(self, name: str) -> str | None:
         return header_value(self.headers, name)
@@ -217,32 +241,38 @@ class ResponseHead:
 
 def parse_response_head(head: bytes, max_headers: int = 200) -> ResponseHead:
     """Parse an upstream response head; anything odd becomes a 502 for the client."""
-    lines = _lines(head)
-    m = re.fullmatch(rb"(HTTP/1\.[01]) ([0-9]{3})(?: (.*))?", lines[0])
+    status_line, headers = split_head(head, max_headers)
+    m = _STATUS_LINE.fullmatch(status_line)
     if not m:
         raise HeadError(502, "malformed status line from upstream")
-    headers = parse_headers(lines[1:], max_headers)
-    lengths = [v for k, v in headers if k.lower() == "content-length"]
-    codings = [v.lower() for k, v in headers if k.lower() == "transfer-encoding"]
-    conn = {
-        t.strip().lower() for k, v in headers if k.lower() == "connection" for t in v.split(",")
-    }
+    lengths: list[str] = []
+    codings: list[str] = []
+    conn: set[str] = set()
+    for name, value in headers:
+        n = name.lower()
+        if n == "content-length":
+            lengths.append(value)
+        elif n == "transfer-encoding":
+            codings.append(value.lower())
+        elif n == "connection":
+            conn.update(t.strip().lower() for t in value.split(","))
     chunked = bool(codings) and codings[-1].split(",")[-1].strip() == "chunked"
     content_length = None
     if lengths and not chunked:
-        if len(set(lengths)) != 1 or not _DIGITS.fullmatch(lengths[0].encode("latin-1")):
+        if len(set(lengths)) != 1 or not _DIGITS_TEXT.fullmatch(lengths[0]):
             raise HeadError(502, "malformed Content-Length from upstream")
         content_length = int(lengths[0])
-    version = m.group(1).decode()
+    version = m.group(1)
     keep_alive = "close" not in conn if version == "HTTP/1.1" else "keep-alive" in conn
     return ResponseHead(
         version,
         int(m.group(2)),
-        (m.group(3) or b"").decode("latin-1"),
+        m.group(3) or "",
         headers,
         content_length,
         chunked,
         keep_alive,
+        frozenset(conn),
     )
 
 

@@ -12,6 +12,7 @@ Rules:
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass
 
@@ -24,6 +25,9 @@ _FORBIDDEN_DECODED = frozenset(b"/\\?#") | frozenset(range(0x20)) | {0x7F}
 _HEX = frozenset(string.hexdigits)
 _ENCODE = {b: chr(b) if chr(b) in _PCHAR else f"%{b:02X}" for b in range(256)}
 MAX_TARGET = 8192
+# A path that normalisation leaves as it is: pchar segments without escapes, none of them
+# "." or "..", no empty segment but a trailing one.
+_SIMPLE_PATH = re.compile(r"(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9\-._~!$&'()*+,;=:@]+)*/?")
 
 
 class PathError(ValueError):
@@ -68,6 +72,10 @@ def normalise_target(target: str) -> Target:
     raw_path, sep, query = target.partition("?")
     if "#" in target:
         raise PathError("a fragment (#) is not allowed in a request target")
+    if _SIMPLE_PATH.fullmatch(raw_path):
+        if sep and not set(query) <= _RAW_QUERY:
+            raise PathError("the query holds characters that must be percent-encoded")
+        return Target(raw_path, query)
     if not set(raw_path) <= _RAW_PATH:
         raise PathError("the path holds characters that must be percent-encoded")
     if sep and not set(query) <= _RAW_QUERY:

@@ -20,7 +20,7 @@ import secrets
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from cryptography import x509
 from hagate.clienthello import ClientHelloError, peek_client_hello
 from hagate.config import Config
 from hagate.events.store import EventStore
+from hagate.gateway.channel import Channel, LimitOverrun
 from hagate.gateway.http1 import (
     HOP_BY_HOP,
     LAST_CHUNK,
@@ -50,12 +51,13 @@ from hagate.gateway.identity import (
 )
 from hagate.gateway.pages import page, reason_phrase
 from hagate.gateway.tls import SNI_ATTR, handshake_reason
-from hagate.gateway.upstream import UpstreamError, UpstreamPool
+from hagate.gateway.upstream import RESPONSE_HEAD_LIMIT, UpstreamError, UpstreamPool
 from hagate.geoip import GeoIP, Location
 from hagate.rules.request import request_fields
 from hagate.rules.ruleset import Decision, RuleSet
 
 CHUNK = 65536
+MAX_TRAILERS = 16384
 _DROP_FROM_CLIENT = HOP_BY_HOP | {
     "x-forwarded-for",
     "x-forwarded-proto",
@@ -166,11 +168,10 @@ class Gateway:
             )
             return
         sni = hello.sni
-        reader = asyncio.StreamReader(limit=settings.max_header_bytes)
-        protocol = asyncio.StreamReaderProtocol(reader)
+        client = Channel(loop)
         try:
-            transport, _ = await loop.connect_accepted_socket(
-                lambda: protocol,
+            await loop.connect_accepted_socket(
+                lambda: client,
                 sock,
                 ssl=self.ssl,
                 ssl_handshake_timeout=settings.header_timeout,
@@ -180,91 +181,75 @@ class Gateway:
             ex = Exchange(new_request_id(), peer[0], action="tls_error", reason=handshake_reason(e))
             self._event(ex, sni=sni, cert=NO_CERT)
             return
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        await self.handle(reader, writer, peer)
+        await self.handle(client, peer)
 
-    async def handle(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        peer: tuple[str, int],
-    ) -> None:
-        """Serve the requests of one client connection over an established TLS stream."""
+    async def handle(self, client: Channel, peer: tuple[str, int]) -> None:
+        """Serve the requests of one client connection over an established TLS channel."""
         task = asyncio.current_task()
         if task is not None:
             self.connections.add(task)
         try:
-            await self._serve(reader, writer, peer)
+            await self._serve(client, peer)
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
             if task is not None:
                 self.connections.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1)
+            client.close()
 
-    async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: tuple[str, int]
-    ) -> None:
+    async def _serve(self, client: Channel, peer: tuple[str, int]) -> None:
         client_ip = peer[0]
-        sslobj = writer.get_extra_info("ssl_object")
+        sslobj = client.get_extra_info("ssl_object")
         sni: str | None = getattr(sslobj, SNI_ATTR, None) if sslobj is not None else None
         der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
         client_cert = client_certificate(der, self.ca_cert) if der else None
         ip = ipaddress.ip_address(client_ip)
         location = self.setup.geoip.lookup(ip)
-        sockname = writer.get_extra_info("sockname")
+        sockname = client.get_extra_info("sockname")
         port = sockname[1] if sockname else 443
         first = True
         while not self.closing:
-            head_bytes = await self._read_head(reader, writer, client_ip, sni, first)
+            head_bytes = await self._read_head(client, client_ip, sni, first)
             if head_bytes is None:
                 return
             first = False
             self.busy += 1
             try:
-                keep = await self._request(
-                    head_bytes, reader, writer, ip, location, sni, client_cert, port
-                )
+                keep = await self._request(head_bytes, client, ip, location, sni, client_cert, port)
             finally:
                 self.busy -= 1
             if not keep:
                 return
 
     async def _read_head(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        client_ip: str,
-        sni: str | None,
-        first: bool,
+        self, client: Channel, client_ip: str, sni: str | None, first: bool
     ) -> bytes | None:
         """The next request head, or None when the connection should end."""
         settings = self.setup.config.gateway
         try:
             # Waiting for the next request is idle time; once it starts, the whole head must
             # arrive within header_timeout (a slowloris client gets cut off).
-            # asyncio.timeout arms one timer; wait_for would create a task per call.
-            async with asyncio.timeout(settings.header_timeout if first else settings.idle_timeout):
-                start = await reader.readexactly(1)
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            idle = settings.header_timeout if first else settings.idle_timeout
+            if not await client.wait_data(client.deadline(idle)):
+                return None
+        except TimeoutError:
             return None
         try:
-            async with asyncio.timeout(settings.header_timeout):
-                rest = await reader.readuntil(b"\r\n\r\n")
+            return await client.readuntil(
+                b"\r\n\r\n", settings.max_header_bytes, client.deadline(settings.header_timeout)
+            )
         except TimeoutError:
             await self._refuse(
-                writer,
+                client,
                 Exchange(new_request_id(), client_ip),
                 408,
                 "the request head did not arrive in time",
                 sni,
             )
             return None
-        except asyncio.LimitOverrunError:
+        except LimitOverrun:
             await self._refuse(
-                writer,
+                client,
                 Exchange(new_request_id(), client_ip),
                 431,
                 "the request head is too large",
@@ -273,11 +258,10 @@ class Gateway:
             return None
         except (asyncio.IncompleteReadError, ConnectionError):
             return None
-        return start + rest
 
     async def _refuse(
         self,
-        writer: asyncio.StreamWriter,
+        client: Channel,
         ex: Exchange,
         status: int,
         reason: str,
@@ -286,12 +270,12 @@ class Gateway:
     ) -> None:
         ex.status, ex.action, ex.reason = status, "refused", reason
         with contextlib.suppress(Exception):
-            writer.write(
+            client.write(
                 page(
                     status, reason_phrase(status), reason, ex.request_id, as_html, keep_alive=False
                 )
             )
-            await asyncio.wait_for(writer.drain(), 5)
+            await asyncio.wait_for(client.drain(), 5)
         self._event(ex, sni=sni, cert=NO_CERT)
 
     # -- one request ------------------------------------------------------------------------
@@ -299,8 +283,7 @@ class Gateway:
     async def _request(
         self,
         head_bytes: bytes,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        client: Channel,
         ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
         location: Location,
         sni: str | None,
@@ -313,7 +296,7 @@ class Gateway:
         try:
             head = parse_request_head(head_bytes, settings.max_headers)
         except HeadError as e:
-            await self._refuse(writer, ex, e.status, e.reason, sni)
+            await self._refuse(client, ex, e.status, e.reason, sni)
             return False
         ex.method, ex.path, ex.host = head.method, head.target.uri, head.host
         ex.user_agent = head.get("user-agent") or ""
@@ -330,7 +313,7 @@ class Gateway:
                 "refused",
                 f"Host {head.host!r} does not match the TLS name {expected!r}",
             )
-            writer.write(
+            client.write(
                 page(
                     421,
                     "Wrong address",
@@ -341,11 +324,11 @@ class Gateway:
                     body_allowed=head.method != "HEAD",
                 )
             )
-            await writer.drain()
+            await client.drain()
             self._event(ex, sni, cert)
             return False
         if settings.max_body_bytes and (head.content_length or 0) > settings.max_body_bytes:
-            await self._refuse(writer, ex, 413, "the request body is too large", sni, wants_html)
+            await self._refuse(client, ex, 413, "the request body is too large", sni, wants_html)
             return False
 
         values = request_fields(
@@ -367,14 +350,14 @@ class Gateway:
             ex.rule = "; ".join(r.description or f"#{r.number}" for r in decision.logged)
         if decision.blocked:
             keep = head.keep_alive and not head.has_body and not head.expect_continue
-            await self._block(writer, ex, head, decision, cert, wants_html, keep)
+            await self._block(client, ex, head, decision, cert, wants_html, keep)
             self._event(ex, sni, cert)
             return keep
         if decision.rule is not None:
             ex.rule = decision.rule.description or f"#{decision.rule.number}"
             ex.action = "skip"
         try:
-            keep = await self._proxy(head, reader, writer, ex)
+            keep = await self._proxy(head, client, ex)
         except UpstreamError as e:
             ex.status, ex.reason = e.status, e.reason
             ex.action = "upstream_error"
@@ -384,7 +367,7 @@ class Gateway:
                     if e.status == 504
                     else "Home Assistant cannot be reached"
                 )
-                writer.write(
+                client.write(
                     page(
                         e.status,
                         title,
@@ -395,12 +378,12 @@ class Gateway:
                         keep_alive=False,
                     )
                 )
-                await writer.drain()
+                await client.drain()
             keep = False
         except BodyError as e:
             ex.status, ex.action, ex.reason = e.status, "refused", str(e)
             with contextlib.suppress(Exception):
-                writer.write(
+                client.write(
                     page(
                         e.status,
                         reason_phrase(e.status),
@@ -410,14 +393,14 @@ class Gateway:
                         keep_alive=False,
                     )
                 )
-                await writer.drain()
+                await client.drain()
             keep = False
         self._event(ex, sni, cert)
         return keep and not self.closing
 
     async def _block(
         self,
-        writer: asyncio.StreamWriter,
+        client: Channel,
         ex: Exchange,
         head: RequestHead,
         decision: Decision,
@@ -451,7 +434,7 @@ class Gateway:
         if rule.response:
             message, hint = rule.response, ""
         ex.reason = cert.problem if mentions_cert else None
-        writer.write(
+        client.write(
             page(
                 decision.status,
                 title,
@@ -463,7 +446,7 @@ class Gateway:
                 body_allowed=head.method != "HEAD",
             )
         )
-        await writer.drain()
+        await client.drain()
 
     # -- proxying ---------------------------------------------------------------------------
 
@@ -493,64 +476,59 @@ class Gateway:
             lines.append("Connection: keep-alive")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    async def _proxy(
-        self,
-        head: RequestHead,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        ex: Exchange,
-    ) -> bool:
+    async def _proxy(self, head: RequestHead, client: Channel, ex: Exchange) -> bool:
         settings = self.setup.config.gateway
         upstream_head = self._upstream_head(head, ex.client_ip)
         attempts = 1 if head.has_body else 2  # a stale pooled connection gets one retry
         body_task: asyncio.Task[None] | None = None
         for attempt in range(attempts):
-            ureader, uwriter, reused = await self.pool.acquire(fresh=attempt > 0)
+            up, reused = await self.pool.acquire(fresh=attempt > 0)
             try:
-                uwriter.write(upstream_head)
-                if not head.has_body:
-                    await uwriter.drain()
+                up.write(upstream_head)
                 body_task = (
-                    asyncio.create_task(self._pump_body(head, reader, uwriter, ex))
+                    asyncio.create_task(self._pump_body(head, client, up, ex))
                     if head.has_body
                     else None
                 )
                 try:
                     rhead_bytes, rhead = await self._response_head(
-                        ureader, writer, settings.response_timeout
+                        up, client, settings.response_timeout
                     )
                 except BaseException:
                     if body_task is not None:
                         body_task.cancel()
                     raise
             except (ConnectionError, asyncio.IncompleteReadError) as e:
-                uwriter.close()
+                up.close()
                 failed = _body_error(body_task)
                 if failed is not None:
                     raise failed from None  # the client's body broke off or broke a limit
                 if reused and attempt + 1 < attempts:
                     continue
-                raise UpstreamError(502, f"Home Assistant closed the connection ({e})") from None
+                why = str(e) or "connection closed"
+                raise UpstreamError(502, f"Home Assistant closed the connection ({why})") from None
             except TimeoutError:
-                uwriter.close()
+                up.close()
                 raise UpstreamError(504, "Home Assistant did not answer in time") from None
+            except LimitOverrun:
+                up.close()
+                raise UpstreamError(502, "the response head from upstream is too large") from None
             except HeadError as e:
-                uwriter.close()
+                up.close()
                 raise UpstreamError(502, e.reason) from None
             break
         ex.status = rhead.status
-        conn = (ureader, uwriter)
         if rhead.status == 101 and head.websocket:
-            writer.write(rhead_bytes)
-            await writer.drain()
+            client.write(rhead_bytes)
+            await client.drain()
             if body_task is not None:
                 body_task.cancel()
-            await self._pipe(reader, writer, ureader, uwriter, ex)
+            await self._pipe(client, up, ex)
             return False
         try:
-            upstream_done, keep_client = await self._respond(head, rhead, ureader, writer, ex)
+            upstream_done, keep_client = await self._respond(head, rhead, up, client, ex)
         except BaseException:
-            uwriter.close()
+            up.close()
             if body_task is not None:
                 body_task.cancel()
             raise
@@ -565,81 +543,67 @@ class Gateway:
             if body_task.cancelled() or body_task.exception() is not None:
                 body_ok = False
         if upstream_done and rhead.keep_alive and body_ok:
-            self.pool.release(conn)
+            self.pool.release(up)
         else:
-            uwriter.close()
+            up.close()
         return keep_client and head.keep_alive and body_ok
 
     async def _response_head(
-        self, ureader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
+        self, up: Channel, client: Channel, timeout: float
     ) -> tuple[bytes, ResponseHead]:
         while True:
-            async with asyncio.timeout(timeout):
-                raw = await ureader.readuntil(b"\r\n\r\n")
+            raw = await up.readuntil(b"\r\n\r\n", RESPONSE_HEAD_LIMIT, up.deadline(timeout))
             rhead = parse_response_head(raw)
             if 100 <= rhead.status < 200 and rhead.status != 101:
-                writer.write(raw)  # 100 Continue and friends go straight to the client
-                await writer.drain()
+                client.write(raw)  # 100 Continue and friends go straight to the client
+                await client.drain()
                 continue
             return raw, rhead
 
     async def _pump_body(
-        self,
-        head: RequestHead,
-        reader: asyncio.StreamReader,
-        uwriter: asyncio.StreamWriter,
-        ex: Exchange,
+        self, head: RequestHead, client: Channel, up: Channel, ex: Exchange
     ) -> None:
         try:
-            await self._copy_body(head, reader, uwriter, ex)
+            await self._copy_body(head, client, up, ex)
         except BodyError:
-            uwriter.close()  # Home Assistant sees the request cut short and answers nothing
+            up.close()  # Home Assistant sees the request cut short and answers nothing
             raise
 
     async def _copy_body(
-        self,
-        head: RequestHead,
-        reader: asyncio.StreamReader,
-        uwriter: asyncio.StreamWriter,
-        ex: Exchange,
+        self, head: RequestHead, client: Channel, up: Channel, ex: Exchange
     ) -> None:
         limit = self.setup.config.gateway.max_body_bytes
         if head.content_length is not None:
             remaining = head.content_length
             while remaining:
-                data = await reader.read(min(CHUNK, remaining))
+                data = await client.read(min(CHUNK, remaining))
                 if not data:
                     raise BodyError(400, "the request body ended early")
                 remaining -= len(data)
                 ex.bytes_in += len(data)
-                uwriter.write(data)
-                await uwriter.drain()
+                up.write(data)
+                await up.drain()
             return
-        async for piece in read_chunked(reader):
+        async for piece in read_chunked(client):
             ex.bytes_in += len(piece)
             if limit and ex.bytes_in > limit:
                 raise BodyError(413, "the request body is too large")
-            uwriter.write(encode_chunk(piece))
-            await uwriter.drain()
-        uwriter.write(LAST_CHUNK)
-        await uwriter.drain()
+            up.write(encode_chunk(piece))
+            await up.drain()
+        up.write(LAST_CHUNK)
+        await up.drain()
 
     async def _respond(
         self,
         head: RequestHead,
         rhead: ResponseHead,
-        ureader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        up: Channel,
+        client: Channel,
         ex: Exchange,
     ) -> tuple[bool, bool]:
         """Send the response; returns (upstream connection reusable, client keep-alive)."""
         no_body = head.method == "HEAD" or rhead.status in _NO_BODY_STATUS
-        named = {
-            t.strip().lower()
-            for k, v in rhead.headers
-            if k.lower() == "connection"
-            for t in v.split(",")
-        }
+        named = rhead.connection_tokens
         keep_client = head.keep_alive and not self.closing
         lines = [f"HTTP/1.1 {rhead.status} {rhead.reason or reason_phrase(rhead.status)}"]
         for name, value in rhead.headers:
@@ -658,43 +622,45 @@ class Gateway:
         elif not no_body and rhead.content_length is None:
             keep_client = False  # HTTP/1.0 client, unknown length: the end is the close
         lines.append(f"Connection: {'keep-alive' if keep_client else 'close'}")
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        out = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         if no_body:
-            await writer.drain()
+            client.write(out)
+            await client.drain()
             return True, keep_client
         if rhead.content_length is not None:
             remaining = rhead.content_length
+            if remaining and up.buffer:
+                # The first piece of the body is already here: one write, one TLS record.
+                data = await up.read(min(CHUNK, remaining))
+                remaining -= len(data)
+                ex.bytes_out += len(data)
+                out += data
+            client.write(out)
             while remaining:
-                data = await ureader.read(min(CHUNK, remaining))
+                await client.drain()
+                data = await up.read(min(CHUNK, remaining))
                 if not data:
                     raise ConnectionError("Home Assistant closed mid-response")
                 remaining -= len(data)
                 ex.bytes_out += len(data)
-                writer.write(data)
-                await writer.drain()
-            await writer.drain()
+                client.write(data)
+            await client.drain()
             return True, keep_client
-        pieces = read_chunked(ureader) if rhead.chunked else read_until_eof(ureader)
+        client.write(out)
+        pieces = read_chunked(up) if rhead.chunked else read_until_eof(up)
         async for piece in pieces:
             ex.bytes_out += len(piece)
-            writer.write(encode_chunk(piece) if rechunk else piece)
-            await writer.drain()
+            client.write(encode_chunk(piece) if rechunk else piece)
+            await client.drain()
         if rechunk:
-            writer.write(LAST_CHUNK)
-        await writer.drain()
+            client.write(LAST_CHUNK)
+        await client.drain()
         return rhead.chunked, keep_client
 
-    async def _pipe(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        ureader: asyncio.StreamReader,
-        uwriter: asyncio.StreamWriter,
-        ex: Exchange,
-    ) -> None:
+    async def _pipe(self, client: Channel, up: Channel, ex: Exchange) -> None:
         """After a 101: bytes both ways until either side closes."""
 
-        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, inbound: bool) -> None:
+        async def copy(src: Channel, dst: Channel, inbound: bool) -> None:
             try:
                 while data := await src.read(CHUNK):
                     if inbound:
@@ -707,15 +673,15 @@ class Gateway:
                 pass
 
         tasks = [
-            asyncio.create_task(copy(reader, uwriter, True)),
-            asyncio.create_task(copy(ureader, writer, False)),
+            asyncio.create_task(copy(client, up, True)),
+            asyncio.create_task(copy(up, client, False)),
         ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for t in tasks:
                 t.cancel()
-            uwriter.close()
+            up.close()
 
     # -- events and logs --------------------------------------------------------------------
 
@@ -755,15 +721,13 @@ def _body_error(task: asyncio.Task[None] | None) -> BodyError | None:
     return exc if isinstance(exc, BodyError) else None
 
 
-async def read_chunked(reader: asyncio.StreamReader):  # type: ignore[no-untyped-def]
+async def read_chunked(src: Channel) -> AsyncIterator[bytes]:
     """Body pieces of a chunked message, read exactly (never past the end)."""
     while True:
         try:
-            line = await reader.readuntil(b"\r\n")
-        except asyncio.LimitOverrunError:
+            line = await src.readuntil(b"\r\n", MAX_CHUNK_LINE)
+        except LimitOverrun:
             raise BodyError(400, "chunk size line too long") from None
-        if len(line) > MAX_CHUNK_LINE:
-            raise BodyError(400, "chunk size line too long")
         try:
             size = parse_chunk_size(line[:-2])
         except HeadError as e:
@@ -771,22 +735,25 @@ async def read_chunked(reader: asyncio.StreamReader):  # type: ignore[no-untyped
         if size == 0:
             break
         while size:
-            data = await reader.readexactly(min(CHUNK, size))
+            data = await src.readexactly(min(CHUNK, size))
             size -= len(data)
             yield data
-        if await reader.readexactly(2) != b"\r\n":
+        if await src.readexactly(2) != b"\r\n":
             raise BodyError(400, "chunk data longer than its size")
     # Trailers: read and dropped, bounded.
     total = 0
     while True:
-        line = await reader.readuntil(b"\r\n")
+        try:
+            line = await src.readuntil(b"\r\n", MAX_TRAILERS)
+        except LimitOverrun:
+            raise BodyError(400, "trailers too large") from None
         total += len(line)
-        if total > 16384:
+        if total > MAX_TRAILERS:
             raise BodyError(400, "trailers too large")
         if line == b"\r\n":
             return
 
 
-async def read_until_eof(reader: asyncio.StreamReader):  # type: ignore[no-untyped-def]
-    while data := await reader.read(CHUNK):
+async def read_until_eof(src: Channel) -> AsyncIterator[bytes]:
+    while data := await src.read(CHUNK):
         yield data

@@ -7,6 +7,8 @@ import contextlib
 import ssl
 from urllib.parse import urlsplit
 
+from hagate.gateway.channel import Channel
+
 RESPONSE_HEAD_LIMIT = 65536
 
 
@@ -19,9 +21,6 @@ class UpstreamError(Exception):
         self.reason = reason
 
 
-Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
 class UpstreamPool:
     def __init__(self, url: str, connect_timeout: float, max_idle: int = 64) -> None:
         parts = urlsplit(url)
@@ -31,41 +30,38 @@ class UpstreamPool:
         self.ssl = ssl.create_default_context() if self.secure else None
         self.connect_timeout = connect_timeout
         self.max_idle = max_idle
-        self.idle: list[Conn] = []
+        self.idle: list[Channel] = []
 
-    async def acquire(
-        self, fresh: bool = False
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+    async def acquire(self, fresh: bool = False) -> tuple[Channel, bool]:
+        """A connection and whether it was reused (a reused one may have gone stale)."""
         while self.idle and not fresh:
-            reader, writer = self.idle.pop()
-            if writer.is_closing() or reader.at_eof():
-                writer.close()
+            conn = self.idle.pop()
+            if conn.is_closing() or conn.eof or conn.buffer:
+                conn.close()  # closed, or sent bytes nobody asked for: not to be trusted
                 continue
-            return reader, writer, True
+            return conn, True
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
-                    self.host, self.port, ssl=self.ssl, limit=RESPONSE_HEAD_LIMIT
-                ),
-                self.connect_timeout,
-            )
+            async with asyncio.timeout(self.connect_timeout):
+                _, conn = await loop.create_connection(
+                    lambda: Channel(loop), self.host, self.port, ssl=self.ssl
+                )
         except TimeoutError:
             raise UpstreamError(504, "connecting to Home Assistant timed out") from None
         except OSError as e:
             raise UpstreamError(
                 502, f"cannot connect to Home Assistant: {e.strerror or e}"
             ) from None
-        return reader, writer, False
+        return conn, False
 
-    def release(self, conn: Conn) -> None:
-        reader, writer = conn
-        if len(self.idle) < self.max_idle and not writer.is_closing() and not reader.at_eof():
+    def release(self, conn: Channel) -> None:
+        if len(self.idle) < self.max_idle and not conn.is_closing() and not conn.eof:
             self.idle.append(conn)
         else:
-            writer.close()
+            conn.close()
 
     def close(self) -> None:
-        for _, writer in self.idle:
+        for conn in self.idle:
             with contextlib.suppress(Exception):
-                writer.close()
+                conn.close()
         self.idle.clear()

@@ -1,0 +1,199 @@
+"""One connection's bytes for a coroutine: buffered reads with deadlines, writes with backpressure.
+
+This replaces asyncio's StreamReader/StreamWriter pair on the gateway's hot path. A read that
+finds its bytes already buffered returns without suspending, and a deadline costs a timer only
+when the read does wait. Rules:
+  1. At most `limit` bytes are buffered: past it the transport stops reading until the
+     coroutine consumes, so a client that sends faster than the upstream reads costs no memory.
+  2. A read that waits past its deadline raises TimeoutError; the buffer is kept as it was.
+  3. After the peer's EOF or a lost connection, reads return what is buffered, then b"" (read)
+     or IncompleteReadError (readexactly, readuntil); writes after a loss are dropped and
+     `drain` raises ConnectionError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+DEFAULT_LIMIT = 1 << 18
+
+
+class LimitOverrun(Exception):
+    """`readuntil` found no separator within the limit."""
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+class Channel(asyncio.Protocol):
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int = DEFAULT_LIMIT) -> None:
+        self.loop = loop
+        self.limit = limit
+        self.buffer = bytearray()
+        self.eof = False
+        self.lost = False
+        self.transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._read_paused = False
+
+    # -- protocol callbacks -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) >= self.limit and not self._read_paused and self.transport:
+            self._read_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = self.lost = True
+        self._wake()
+        drain, self._drain = self._drain, None
+        if drain is not None and not drain.done():
+            drain.set_exception(ConnectionResetError("connection lost"))
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        drain, self._drain = self._drain, None
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _consumed(self) -> None:
+        if self._read_paused and len(self.buffer) < self.limit and self.transport:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    async def _wait(self, deadline: float | None) -> None:
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        self._waiter = waiter
+        if deadline is None:
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+            return
+        timer = self.loop.call_at(deadline, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            timer.cancel()
+
+    def deadline(self, seconds: float) -> float:
+        return self.loop.time() + seconds
+
+    async def wait_data(self, deadline: float | None = None) -> bool:
+        """Wait until a byte is buffered; False at EOF."""
+        while not self.buffer:
+            if self.eof:
+                return False
+            await self._wait(deadline)
+        return True
+
+    async def read(self, n: int, deadline: float | None = None) -> bytes:
+        """Up to `n` bytes, waiting for at least one; b"" at EOF."""
+        buf = self.buffer
+        while not buf:
+            if self.eof:
+                return b""
+            await self._wait(deadline)
+        if len(buf) <= n:
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:n])
+            del buf[:n]
+        self._consumed()
+        return data
+
+    async def readexactly(self, n: int, deadline: float | None = None) -> bytes:
+        if n > self.limit:
+            raise ValueError("readexactly: more than the channel's limit")
+        buf = self.buffer
+        while len(buf) < n:
+            if self.eof:
+                partial = bytes(buf)
+                buf.clear()
+                raise asyncio.IncompleteReadError(partial, n)
+            await self._wait(deadline)
+        data = bytes(buf[:n])
+        del buf[:n]
+        self._consumed()
+        return data
+
+    async def readuntil(self, sep: bytes, limit: int, deadline: float | None = None) -> bytes:
+        """Bytes up to and including `sep`, at most `limit` of them (else LimitOverrun)."""
+        buf = self.buffer
+        start = 0
+        while True:
+            i = buf.find(sep, start)
+            if i >= 0:
+                end = i + len(sep)
+                if end > limit:
+                    raise LimitOverrun
+                data = bytes(buf[:end])
+                del buf[:end]
+                self._consumed()
+                return data
+            if len(buf) >= limit:
+                raise LimitOverrun
+            if self.eof:
+                raise asyncio.IncompleteReadError(bytes(buf), None)
+            start = max(0, len(buf) - len(sep) + 1)
+            await self._wait(deadline)
+
+    def at_eof(self) -> bool:
+        return self.eof and not self.buffer
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.lost:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self.lost:
+            raise ConnectionResetError("connection lost")
+        if self._write_paused:
+            if self._drain is None:
+                self._drain = self.loop.create_future()
+            await self._drain
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def is_closing(self) -> bool:
+        return self.lost or self.transport is None or self.transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if self.transport is None:
+            return default
+        return self.transport.get_extra_info(name, default)
