@@ -116,3 +116,38 @@ def test_several_processes_can_open_a_new_store_at_once(tmp_path: Path) -> None:
         for p in procs:
             _, err = p.communicate(timeout=60)
             assert p.returncode == 0, err.decode()
+
+
+def test_every_column_round_trips_exactly(tmp_path: Path) -> None:
+    """Batches go into SQLite as one JSON document: no value may change on the way."""
+    from hagate.events.store import COLUMNS
+
+    values: dict[str, object] = {
+        "time": 1795829911.1975832,
+        "request_id": "0123456789abcdef",
+        "client_ip": "2001:db8::1",
+        "asn": 4294967295,
+        "country": "DE",
+        "sni": "ha.example",
+        "host": "ha.example:443",
+        "method": "GET",
+        "path": '/a?b="c"&d=\\x\u00e9',
+        "user_agent": "Home Assistant/2025.4 (io.robbie.HomeAssistant; build:1; iOS 18.1)\t\u00ff",
+        "cert_name": "phone 'Ann'",
+        "cert_sha256": "ab" * 32,
+        "rule": None,
+        "action": "allow",
+        "status": 200,
+        "bytes_in": 0,
+        "bytes_out": 2**40,
+        "duration_ms": 0.001,
+        "reason": "[1,2] {not json}",
+    }
+    assert set(values) == set(COLUMNS)
+    store = EventStore(tmp_path / "events.sqlite3").start()
+    store.record(values)
+    store.close()
+    (got,) = read_events(tmp_path / "events.sqlite3")
+    got.pop("id")
+    assert got == values
+    assert [type(got[k]) for k in COLUMNS] == [type(values[k]) for k in COLUMNS]

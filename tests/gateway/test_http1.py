@@ -10,11 +10,14 @@ from hypothesis import strategies as st
 
 from hagate.gateway.http1 import (
     HeadError,
+    _lines,
     parse_chunk_size,
+    parse_headers,
     parse_request_head,
     parse_response_head,
+    split_head,
 )
-from hagate.gateway.paths import PathError, normalise_target
+from hagate.gateway.paths import PathError, normalise_path, normalise_target
 
 
 def head(*lines: str, request: str = "GET / HTTP/1.1") -> bytes:
@@ -266,3 +269,71 @@ def test_response_heads() -> None:
     with pytest.raises(HeadError) as e:
         parse_response_head(b"HTTP/1.1 OK\r\n\r\n")
     assert e.value.status == 502
+
+
+# -- the fast paths agree with the step-by-step ones -----------------------------------------
+
+PATH_PIECES = st.sampled_from(
+    [*"/.aZ09-_~!$&'()*+,;=:@", "%2e", "%41", "%2F", "%", "..", "//", "/.", "./", " ", "é"]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(PATH_PIECES, max_size=16).map(lambda p: "/" + "".join(p)))
+def test_fast_path_normalisation_equals_the_full_one(raw_path: str) -> None:
+    try:
+        full: str | PathError = normalise_path(raw_path)
+    except PathError as e:
+        full = e
+    try:
+        fast: str | PathError = normalise_target(raw_path).path
+    except PathError as e:
+        fast = e
+    if isinstance(full, PathError):
+        assert isinstance(fast, PathError), (raw_path, fast)
+    else:
+        assert fast == full
+
+
+HEADER_LINE_PIECES = st.sampled_from(
+    [
+        b"Name",
+        b"X-A",
+        b":",
+        b" ",
+        b"\t",
+        b"value",
+        b"\x00",
+        b"\x7f",
+        b"\xe9",
+        b"\r",
+        b"\n",
+        b"\r\n",
+        b"(",
+        b"a:b",
+        b"",
+    ]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.lists(HEADER_LINE_PIECES, max_size=6), max_size=6))
+def test_one_pass_header_parsing_equals_line_by_line(lines: list[list[bytes]]) -> None:
+    """split_head reads the header block with two regular expressions; parse_headers vets it
+    line by line. They must accept the same heads and read the same fields."""
+    block = b"".join(b"".join(line) + b"\r\n" for line in lines)
+    head = b"GET / HTTP/1.1\r\n" + block + b"\r\n"
+    try:
+        reference: list[tuple[str, str]] | int = parse_headers(_lines(head)[1:], 100)
+    except HeadError as e:
+        reference = e.status
+    try:
+        fast: list[tuple[str, str]] | int = split_head(head, 100)[1]
+    except HeadError as e:
+        fast = e.status
+    assert fast == reference, head
+
+
+def test_header_values_lose_surrounding_whitespace_only() -> None:
+    h = parse_request_head(b"GET / HTTP/1.1\r\nHost: a \r\nX-A:\t b  c \t\r\nX-B:\r\n\r\n")
+    assert h.headers == [("Host", "a"), ("X-A", "b  c"), ("X-B", "")]

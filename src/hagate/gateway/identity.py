@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,10 +76,31 @@ class ClientCertificate:
         self.sha256 = sha256_hex(self.cert)
         self.issuer = issuer
         self._fields = certificate_fields(self.cert, verified=True, revoked=False, issuer=issuer)
+        self._not_before = self.cert.not_valid_before_utc.timestamp()
+        self._not_after = self.cert.not_valid_after_utc.timestamp()
+        # The last answer: (inventory record it was made from, valid from, valid until, state).
+        self._last: tuple[CertRecord | None, float, float, CertState] | None = None
 
     def state(self, inventory: Inventory, now: dt.datetime | None = None) -> CertState:
-        now = now or dt.datetime.now(dt.UTC)
+        """The certificate's standing now. The answer only changes when the inventory record
+        changes (revoked, removed) or the clock crosses not-before or not-after, so it is
+        reused until one of those happens."""
         record = inventory.lookup(self.sha256)
+        t = now.timestamp() if now is not None else time.time()
+        last = self._last
+        if last is not None and last[0] is record and last[1] <= t < last[2]:
+            return last[3]
+        if t < self._not_before:
+            window = (-math.inf, self._not_before)
+        elif t >= self._not_after:
+            window = (self._not_after, math.inf)
+        else:
+            window = (self._not_before, self._not_after)
+        state = self._state(record, dt.datetime.fromtimestamp(t, dt.UTC))
+        self._last = (record, window[0], window[1], state)
+        return state
+
+    def _state(self, record: CertRecord | None, now: dt.datetime) -> CertState:
         fields = dict(self._fields)
         name = record.name if record else self.cert.subject.rfc4514_string()
         problem: str | None = None

@@ -72,14 +72,17 @@ def normalise_target(target: str) -> Target:
     raw_path, sep, query = target.partition("?")
     if "#" in target:
         raise PathError("a fragment (#) is not allowed in a request target")
-    if _SIMPLE_PATH.fullmatch(raw_path):
-        if sep and not set(query) <= _RAW_QUERY:
-            raise PathError("the query holds characters that must be percent-encoded")
-        return Target(raw_path, query)
-    if not set(raw_path) <= _RAW_PATH:
-        raise PathError("the path holds characters that must be percent-encoded")
     if sep and not set(query) <= _RAW_QUERY:
         raise PathError("the query holds characters that must be percent-encoded")
+    if _SIMPLE_PATH.fullmatch(raw_path):
+        return Target(raw_path, query)  # already normal: what `normalise_path` would return
+    return Target(normalise_path(raw_path), query)
+
+
+def normalise_path(raw_path: str) -> str:
+    """Decode, resolve dot segments, merge empty ones and re-encode, step by step."""
+    if not set(raw_path) <= _RAW_PATH:
+        raise PathError("the path holds characters that must be percent-encoded")
     segments: list[bytes] = []
     raw_segments = raw_path.split("/")[1:]
     for i, raw in enumerate(raw_segments):
@@ -99,5 +102,4 @@ def normalise_target(target: str) -> Target:
         if seg == b"" and not last:
             continue  # merge "//"
         segments.append(seg)
-    path = "/" + "/".join("".join(_ENCODE[b] for b in seg) for seg in segments)
-    return Target(path, query)
+    return "/" + "/".join("".join(_ENCODE[b] for b in seg) for seg in segments)

@@ -1,0 +1,58 @@
+"""The log line per request: written at once, flushed once per event-loop turn."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+from hagate.gateway.runner import log_writer
+
+
+class CountingOut(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+ROW = {
+    "time": 0.0,
+    "client_ip": "127.0.0.1",
+    "action": "allow",
+    "duration_ms": 1.0,
+    "request_id": "ab",
+    "status": 200,
+    "rule": None,
+}
+
+
+def test_lines_of_one_loop_turn_share_a_flush() -> None:
+    out = CountingOut()
+    log = log_writer("json", out)
+
+    async def main() -> None:
+        for _ in range(3):
+            log(ROW)
+        assert out.flushes == 0  # not yet: the loop has not turned
+        await asyncio.sleep(0)
+        assert out.flushes == 1
+        log(ROW)
+        await asyncio.sleep(0)
+        assert out.flushes == 2  # a lone line is flushed on the next turn too
+
+    asyncio.run(main())
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4
+    assert json.loads(lines[0]) == {k: v for k, v in ROW.items() if v is not None}
+
+
+def test_without_a_loop_each_line_is_flushed_at_once() -> None:
+    out = CountingOut()
+    log = log_writer("text", out)
+    log(ROW)
+    assert out.flushes == 1
+    assert "127.0.0.1" in out.getvalue() and "allow" in out.getvalue()
