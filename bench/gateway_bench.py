@@ -4,14 +4,19 @@ Peers, all in front of the same nginx upstream (a small response and a 1 GiB fil
   direct  - the upstream itself, plain HTTP (the ceiling)
   nginx   - nginx ending TLS with `ssl_verify_client on`, proxying with keep-alive
   hagate  - `hagate serve` (default rule: a verified client certificate is required)
-Each peer with 1 and with 2 workers. Load: ApacheBench (`ab -E` presents the client
-certificate) for keep-alive requests and for new mutual-TLS connections, curl for bulk.
+  floor   - bench/floor_proxy.py: the least a Python TLS proxy on uvloop can do (no checks),
+            one process, small requests only: the cost of the language, for reference
+Each peer with 1 and with 2 workers. nginx writes its access log, as it does by default, and
+hagate its event log and log lines: each records every request. Load: ApacheBench (`ab -E`
+presents the client certificate) for keep-alive requests and for new mutual-TLS connections,
+curl for bulk.
 Every load is bounded by a request count and a time limit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import subprocess
 import sys
@@ -48,9 +53,10 @@ def ab(url: str, n: int, c: int, keepalive: bool, pem: Path | None) -> Load:
         args.append("-k")
     if pem is not None:
         args += ["-E", str(pem)]
-    out = subprocess.run(
-        [*args, url], capture_output=True, text=True, timeout=TIME_LIMIT + 60
-    ).stdout
+    done = subprocess.run([*args, url], capture_output=True, text=True, timeout=TIME_LIMIT + 60)
+    out = done.stdout
+    if "Requests per second" not in out:  # ab gave up: say why instead of a table of NaN
+        raise SystemExit(f"ab failed against {url}: {done.stderr.strip()[-500:]}")
 
     def grab(pattern: str) -> float:
         m = re.search(pattern, out, re.M)
@@ -108,6 +114,7 @@ def nginx_mtls(tmp: Path, state: Path, up: int, workers: int) -> Iterator[int]:
         ssl_certificate_key {state}/server.key;
         ssl_client_certificate {state}/ca.crt;
         ssl_verify_client on;
+        access_log {tmp}/nginx-mtls-{workers}/access.log;
         location / {{
             proxy_pass http://up;
             proxy_http_version 1.1;
@@ -122,6 +129,21 @@ def nginx_mtls(tmp: Path, state: Path, up: int, workers: int) -> Iterator[int]:
         yield port
     finally:
         n.stop()
+
+
+@contextlib.contextmanager
+def floor(state: Path, up: int) -> Iterator[int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.floor_proxy", str(state), str(port), str(up)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_listening(port, proc)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 @contextlib.contextmanager
@@ -167,12 +189,15 @@ def main() -> None:
     results: dict[tuple[str, int], dict[str, object]] = {}
     try:
         for workers in (1, 2):
-            for name in ("direct", "nginx", "hagate"):
-                if name == "direct" and workers == 2:
+            for name in ("direct", "nginx", "hagate", "floor"):
+                if name in ("direct", "floor") and workers == 2:
                     continue
                 with contextlib.ExitStack() as stack:
                     if name == "direct":
                         base, cert = f"http://127.0.0.1:{up.port}", None
+                    elif name == "floor":
+                        port = stack.enter_context(floor(state, up.port))
+                        base, cert = f"https://127.0.0.1:{port}", pem
                     elif name == "nginx":
                         port = stack.enter_context(nginx_mtls(tmp, state, up.port, workers))
                         base, cert = f"https://127.0.0.1:{port}", pem
@@ -187,11 +212,15 @@ def main() -> None:
                     new = ab(
                         base + "/small.txt", NEW_CONN_REQUESTS, NEW_CONN_CONCURRENCY, False, cert
                     )
-                    mbps = bulk(
-                        base + "/big.bin",
-                        crt if cert else None,
-                        key if cert else None,
-                        cacert if cert else None,
+                    mbps = (
+                        float("nan")
+                        if name == "floor"
+                        else bulk(
+                            base + "/big.bin",
+                            crt if cert else None,
+                            key if cert else None,
+                            cacert if cert else None,
+                        )
                     )
                     results[(name, workers)] = {"keep": keep, "new": new, "bulk": mbps}
                     print(name, workers, keep, new, f"{mbps:.0f} MB/s", flush=True)
@@ -203,7 +232,10 @@ def main() -> None:
         "",
         f"`bench/gateway_bench.py` on {machine()}. Same nginx upstream for all peers; "
         "ApacheBench presents the client certificate (`-E`); bulk is one curl download of "
-        "1 GiB. Load generator and servers share the machine's cores.",
+        "1 GiB. Load generator and servers share the machine's cores. nginx writes its "
+        "access log and hagate its event log. `floor` is bench/floor_proxy.py, a Python TLS "
+        "proxy that checks nothing (one process, small requests only): the cost of Python "
+        "and the event loop alone, for reference.",
         "",
         "| peer | workers | keep-alive req/s | p50 / p99 ms | new mTLS conn/s | bulk MB/s |",
         "|---|---:|---:|---:|---:|---:|",
@@ -211,9 +243,11 @@ def main() -> None:
     for (name, workers), res in results.items():
         k, n = res["keep"], res["new"]
         assert isinstance(k, Load) and isinstance(n, Load)
+        speed = res["bulk"]
+        assert isinstance(speed, float)
         lines.append(
             f"| {name} | {workers} | {k.rps:,.0f} | {k.p50:.0f} / {k.p99:.0f} | "
-            f"{n.rps:,.0f} | {res['bulk']:,.0f} |"
+            f"{n.rps:,.0f} | {'' if math.isnan(speed) else f'{speed:,.0f}'} |"
         )
     lines += [
         "",
@@ -234,6 +268,14 @@ def main() -> None:
             f"| {workers} | {hk.rps / xk.rps:.2f} | {hn.rps / xn.rps:.2f} | "
             f"{hb / xb:.2f} | {hk.p99:.0f} / {xk.p99:.0f} ms |"
         )
+    fk, xk1 = results[("floor", 1)]["keep"], results[("nginx", 1)]["keep"]
+    hk1 = results[("hagate", 1)]["keep"]
+    assert isinstance(fk, Load) and isinstance(xk1, Load) and isinstance(hk1, Load)
+    lines += [
+        "",
+        f"The floor proxy reaches {fk.rps / xk1.rps:.2f}x nginx's keep-alive rate with one "
+        f"process; hagate reaches {hk1.rps / fk.rps:.2f}x the floor's.",
+    ]
     failures = sum(r["keep"].failed + r["new"].failed for r in results.values())  # type: ignore[attr-defined]
     lines += ["", f"Failed or non-2xx responses across all runs: {failures}."]
     body = "\n".join(lines)

@@ -56,3 +56,27 @@ def test_without_a_loop_each_line_is_flushed_at_once() -> None:
     log(ROW)
     assert out.flushes == 1
     assert "127.0.0.1" in out.getvalue() and "allow" in out.getvalue()
+
+
+def test_request_ids_are_unique_across_forked_workers() -> None:
+    import os
+
+    from hagate.gateway.server import new_request_id
+
+    ours = {new_request_id() for _ in range(1000)}
+    assert len(ours) == 1000 and all(len(i) == 16 for i in ours)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a worker: its ids go back through the pipe
+        os.write(write, "\n".join(new_request_id() for _ in range(1000)).encode())
+        os._exit(0)
+    os.close(write)
+    data = b""
+    while chunk := os.read(read, 65536):
+        data += chunk
+    os.close(read)
+    os.waitpid(pid, 0)
+    theirs = set(data.decode().split("\n"))
+    assert len(theirs) == 1000
+    assert not ours & theirs
+    assert {i[:8] for i in ours} != {i[:8] for i in theirs}  # a fresh prefix after the fork

@@ -8,6 +8,7 @@ the next request, also on keep-alive connections, without a restart.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import math
@@ -27,14 +28,34 @@ P = "cf.tls_client_auth."
 
 
 class Inventory:
-    """The issued-certificate inventory by SHA-256, reloaded when the file changes."""
+    """The issued-certificate inventory by SHA-256, reloaded when the file changes.
+
+    The file is looked at (one stat) at most once per event-loop turn: every request handled
+    in a turn arrived before the turn began, so a request sent after `hagate cert revoke`
+    finished is always judged against the new inventory. Outside an event loop, every lookup
+    looks at the file.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._stamp: tuple[int, int] | None = None
         self._by_sha: dict[str, CertRecord] = {}
+        self._fresh = False  # the file was looked at in this event-loop turn
+
+    def _stale(self) -> None:
+        self._fresh = False
 
     def lookup(self, sha256: str) -> CertRecord | None:
+        if not self._fresh:
+            self._refresh()
+        return self._by_sha.get(sha256)
+
+    def _refresh(self) -> None:
+        try:
+            asyncio.get_running_loop().call_soon(self._stale)
+            self._fresh = True
+        except RuntimeError:
+            pass  # no loop: look every time
         try:
             st = os.stat(self.path)
             stamp = (st.st_mtime_ns, st.st_ino)
@@ -48,7 +69,6 @@ class Inventory:
             if records is not None:
                 self._by_sha = {r.sha256: r for r in records}
                 self._stamp = stamp
-        return self._by_sha.get(sha256)
 
 
 @dataclass
