@@ -200,6 +200,7 @@ def main() -> None:
                 listen 127.0.0.1:{mtls_port} ssl;
                 ssl_certificate {state}/server.crt; ssl_certificate_key {state}/server.key;
                 ssl_client_certificate {state}/ca.crt; ssl_verify_client on;
+                access_log {tmp}/nginx-mtls/access.log;
                 location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_buffering off;
                              proxy_set_header Connection ""; }}
                 location /ws {{
@@ -306,7 +307,8 @@ def main() -> None:
         f"`bench/tunnel_bench.py` on {machine()}. Same nginx upstream; ApacheBench presents "
         "the client certificate; bulk is one 1 GiB curl download; memory is RSS with "
         f"{IDLE_WEBSOCKETS:,} idle websockets open through the chain (SniTun's home side "
-        "counts its client peer and the nginx that checks certificates).",
+        "counts its client peer and the nginx that checks certificates). That nginx writes "
+        "its access log, as hagate writes its event log.",
         "",
         "| chain | keep-alive req/s | p50 / p99 ms | new conn/s | bulk MB/s | relay RSS "
         "| home RSS |",
