@@ -15,6 +15,8 @@ from hagate.gateway.http1 import (
     parse_headers,
     parse_request_head,
     parse_response_head,
+    response_head_bytes,
+    response_head_bytes_by_field,
     split_head,
 )
 from hagate.gateway.paths import PathError, normalise_path, normalise_target
@@ -337,3 +339,52 @@ def test_one_pass_header_parsing_equals_line_by_line(lines: list[list[bytes]]) -
 def test_header_values_lose_surrounding_whitespace_only() -> None:
     h = parse_request_head(b"GET / HTTP/1.1\r\nHost: a \r\nX-A:\t b  c \t\r\nX-B:\r\n\r\n")
     assert h.headers == [("Host", "a"), ("X-A", "b  c"), ("X-B", "")]
+
+
+RESPONSE_FIELDS = st.sampled_from(
+    [
+        "Content-Type: text/plain",
+        "Content-Length: 12",
+        "content-length: 12",
+        "Transfer-Encoding: chunked",
+        "Connection: keep-alive",
+        "Connection: close",
+        "connection: Keep-Alive, X-Private",
+        "Connection: upgrade",
+        "Keep-Alive: timeout=5",
+        "Upgrade: websocket",
+        "TE: trailers",
+        "Trailer: X-Sum",
+        "Proxy-Authenticate: Basic",
+        "X-Private: secret",
+        "Close: odd but legal",
+        "X-Connection: not hop-by-hop",
+        "Set-Cookie: a=b; Path=/",
+        "Server: nginx  ",
+    ]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.lists(RESPONSE_FIELDS, max_size=8),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+)
+def test_response_head_fast_path_equals_field_by_field(
+    fields: list[str], keep_alive: bool, rechunk: bool, drop_length: bool
+) -> None:
+    raw = ("\r\n".join(["HTTP/1.1 200 OK", *fields]) + "\r\n\r\n").encode("latin-1")
+    try:
+        rhead = parse_response_head(raw)
+    except HeadError:
+        return
+    fast = response_head_bytes(rhead, "OK", keep_alive, rechunk, drop_length)
+    reference = response_head_bytes_by_field(rhead, "OK", keep_alive, rechunk, drop_length)
+    # The same status line and fields in the same order (the fast path keeps the upstream's
+    # optional whitespace around values, which is not part of them).
+    assert split_head(fast, 100) == split_head(reference, 100)
+    lower = fast.lower()
+    assert b"keep-alive: " not in lower and b"\r\nupgrade:" not in lower
+    assert lower.count(b"\r\nconnection:") == 1

@@ -12,6 +12,7 @@ Rules for requests (the gateway's security boundary):
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -119,6 +120,20 @@ def parse_headers(lines: list[bytes], limit: int) -> list[tuple[str, str]]:
 
 def split_head(head: bytes, max_headers: int) -> tuple[str, list[tuple[str, str]]]:
     """The first line and the vetted header fields of a head (CRLF CRLF included)."""
+    first, block = split_block(head, max_headers)
+    return first, header_pairs(block)
+
+
+def header_pairs(block: str) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a vetted header block."""
+    headers: list[tuple[str, str]] = _HEADER_PAIR.findall(block)
+    if " \r\n" in block or "\t\r\n" in block:  # trailing whitespace is not part of a value
+        headers = [(name, value.rstrip(" \t")) for name, value in headers]
+    return headers
+
+
+def split_block(head: bytes, max_headers: int) -> tuple[str, str]:
+    """The first line and the vetted header block (each field line with its CRLF)."""
     if not head.endswith(b"\r\n\r\n"):
         raise HeadError(400, "the request head is not terminated by CRLF CRLF")
     text = head.decode("latin-1")
@@ -132,10 +147,7 @@ def split_head(head: bytes, max_headers: int) -> tuple[str, list[tuple[str, str]
     if not _HEADER_BLOCK.fullmatch(block):
         parse_headers(_lines(head)[1:], max_headers)  # raises the precise error
         raise HeadError(400, "malformed header field")
-    headers: list[tuple[str, str]] = _HEADER_PAIR.findall(block)
-    if " \r\n" in block or "\t\r\n" in block:  # trailing whitespace is not part of a value
-        headers = [(name, value.rstrip(" \t")) for name, value in headers]
-    return first, headers
+    return first, block
 
 
 def parse_request_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHead:
@@ -229,26 +241,39 @@ class ResponseHead:
     version: str
     status: int
     reason: str
-    headers: list[tuple[str, str]]
+    block: str  # the vetted header lines, each with its CRLF
     content_length: int | None
     chunked: bool
     keep_alive: bool
     connection_tokens: frozenset[str] = field(default_factory=frozenset)
+    length_header: bool = False  # a Content-Length line is present (ignored when chunked)
+
+    @functools.cached_property
+    def headers(self) -> list[tuple[str, str]]:
+        return header_pairs(self.block)
 
     def get(self, name: str) -> str | None:
         return header_value(self.headers, name)
 
 
+# Header lines that decide framing and connection handling: found without splitting the rest.
+_FRAMING_LINE = re.compile(
+    r"^(content-length|transfer-encoding|connection):[ \t]*([^\r]*)\r\n", re.I | re.M
+)
+_HOP_BY_HOP_LINE = re.compile(r"^(?:" + "|".join(sorted(HOP_BY_HOP)) + r"):[^\r]*\r\n", re.I | re.M)
+
+
 def parse_response_head(head: bytes, max_headers: int = 200) -> ResponseHead:
     """Parse an upstream response head; anything odd becomes a 502 for the client."""
-    status_line, headers = split_head(head, max_headers)
+    status_line, block = split_block(head, max_headers)
     m = _STATUS_LINE.fullmatch(status_line)
     if not m:
         raise HeadError(502, "malformed status line from upstream")
     lengths: list[str] = []
     codings: list[str] = []
     conn: set[str] = set()
-    for name, value in headers:
+    for name, value in _FRAMING_LINE.findall(block):
+        value = value.rstrip(" \t")
         n = name.lower()
         if n == "content-length":
             lengths.append(value)
@@ -268,12 +293,47 @@ def parse_response_head(head: bytes, max_headers: int = 200) -> ResponseHead:
         version,
         int(m.group(2)),
         m.group(3) or "",
-        headers,
+        block,
         content_length,
         chunked,
         keep_alive,
         frozenset(conn),
+        bool(lengths),
     )
+
+
+def response_head_bytes(
+    rhead: ResponseHead, reason: str, keep_alive: bool, rechunk: bool, drop_length: bool
+) -> bytes:
+    """The head the gateway sends its client for an upstream response: hop-by-hop fields and
+    those the upstream's Connection names are dropped, Content-Length too when `drop_length`,
+    then Transfer-Encoding (when `rechunk`) and Connection are the gateway's own."""
+    if rhead.connection_tokens <= HOP_BY_HOP and not (drop_length and rhead.length_header):
+        # Nothing to drop beyond the hop-by-hop fields: one substitution over the block.
+        block = _HOP_BY_HOP_LINE.sub("", rhead.block)
+        te = "Transfer-Encoding: chunked\r\n" if rechunk else ""
+        conn = "keep-alive" if keep_alive else "close"
+        return (
+            f"HTTP/1.1 {rhead.status} {reason}\r\n{block}{te}Connection: {conn}\r\n\r\n"
+        ).encode("latin-1")
+    return response_head_bytes_by_field(rhead, reason, keep_alive, rechunk, drop_length)
+
+
+def response_head_bytes_by_field(
+    rhead: ResponseHead, reason: str, keep_alive: bool, rechunk: bool, drop_length: bool
+) -> bytes:
+    """`response_head_bytes`, field by field (the general case, and its reference)."""
+    named = rhead.connection_tokens
+    lines = [f"HTTP/1.1 {rhead.status} {reason}"]
+    for name, value in rhead.headers:
+        n = name.lower()
+        if n in HOP_BY_HOP or n in named or (n == "content-length" and drop_length):
+            continue
+        lines.append(f"{name}: {value}")
+    if rechunk:
+        lines.append("Transfer-Encoding: chunked")
+    lines.append(f"Connection: {'keep-alive' if keep_alive else 'close'}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 # -- chunked bodies -----------------------------------------------------------------------

@@ -42,6 +42,7 @@ from hagate.gateway.http1 import (
     parse_chunk_size,
     parse_request_head,
     parse_response_head,
+    response_head_bytes,
 )
 from hagate.gateway.identity import (
     NO_CERT,
@@ -622,26 +623,18 @@ class Gateway:
     ) -> tuple[bool, bool]:
         """Send the response; returns (upstream connection reusable, client keep-alive)."""
         no_body = head.method == "HEAD" or rhead.status in _NO_BODY_STATUS
-        named = rhead.connection_tokens
         keep_client = head.keep_alive and not self.closing
-        lines = [f"HTTP/1.1 {rhead.status} {rhead.reason or reason_phrase(rhead.status)}"]
-        for name, value in rhead.headers:
-            n = name.lower()
-            if (
-                n in HOP_BY_HOP
-                or n in named
-                or (n == "content-length" and not no_body and rhead.content_length is None)
-            ):
-                continue
-            lines.append(f"{name}: {value}")
         close_delimited = not no_body and not rhead.chunked and rhead.content_length is None
         rechunk = not no_body and (rhead.chunked or close_delimited) and head.version == "HTTP/1.1"
-        if rechunk:
-            lines.append("Transfer-Encoding: chunked")
-        elif not no_body and rhead.content_length is None:
+        if not rechunk and not no_body and rhead.content_length is None:
             keep_client = False  # HTTP/1.0 client, unknown length: the end is the close
-        lines.append(f"Connection: {'keep-alive' if keep_client else 'close'}")
-        out = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        out = response_head_bytes(
+            rhead,
+            rhead.reason or reason_phrase(rhead.status),
+            keep_client,
+            rechunk,
+            drop_length=not no_body and rhead.content_length is None,
+        )
         if no_body:
             client.write(out)
             await client.drain()
