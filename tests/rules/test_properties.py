@@ -10,10 +10,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from hagate.rules.ast import unparse
-from hagate.rules.compiler import compile_expression
+from hagate.rules.compiler import compile_expression, field_names
 from hagate.rules.errors import RuleError
+from hagate.rules.fields import FIELDS
 from hagate.rules.interpreter import interpret
 from hagate.rules.parser import parse_expression
+from hagate.rules.request import request_fields
 
 SETTINGS = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -247,3 +249,45 @@ def test_parser_raises_only_its_own_error_on_mutated_expressions(
     # Whatever parses must also compile and evaluate without error.
     compile_expression(tree)({})
     interpret(tree, {})
+
+
+# -- the gateway computes only the fields its rules read ------------------------------------
+
+
+@SETTINGS
+@given(expressions, field_values)
+def test_an_expression_reads_only_the_fields_field_names_reports(
+    expression: str, values: dict[str, Any]
+) -> None:
+    tree = parse_expression(expression)
+    match = compile_expression(tree)
+    fields = to_latin1(values)
+    read = field_names(tree)
+    assert match({k: v for k, v in fields.items() if k in read}) == match(fields)
+
+
+requests = st.fixed_dictionaries(
+    {
+        "method": st.sampled_from(["GET", "POST"]),
+        "host": st.sampled_from(["", "ha.test"]),
+        "target": st.sampled_from(["/", "/a.JS", "/api/x?b=1&b=2&c", "/p?x=%41&=&y"]),
+        "headers": st.lists(
+            st.tuples(
+                st.sampled_from(["Host", "User-Agent", "Referer", "Cookie", "X-Forwarded-For"]),
+                st.sampled_from(["", "a", "k=v; k=w; bad", "h.example"]),
+            ),
+            max_size=5,
+        ),
+    }
+)
+
+
+@SETTINGS
+@given(requests, st.sets(st.sampled_from(sorted(FIELDS)), max_size=8))
+def test_fields_asked_for_are_the_same_as_when_all_are_computed(
+    request: dict[str, Any], only: set[str]
+) -> None:
+    full = request_fields(client_ip="192.0.2.7", **request)
+    partial = request_fields(client_ip="192.0.2.7", only=frozenset(only), **request)
+    for name in only:
+        assert partial.get(name) == full.get(name), name

@@ -364,6 +364,7 @@ class Gateway:
             continent=location.continent,
             tls=cert.fields,
             timestamp=int(time.time()),
+            only=setup.ruleset.fields_used,
         )
         decision = setup.ruleset.evaluate(values)
         if decision.logged:

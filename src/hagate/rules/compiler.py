@@ -10,6 +10,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import operator
 from collections.abc import Callable, Mapping
@@ -264,6 +265,19 @@ def _flatten(node: Node, op: str) -> list[Node]:
     if isinstance(node, Logical) and node.op == op:
         return [*_flatten(node.left, op), *_flatten(node.right, op)]
     return [node]
+
+
+def field_names(node: object) -> frozenset[str]:
+    """The (canonical) names of every field an expression tree reads."""
+    if isinstance(node, FieldRef):
+        return frozenset({node.canonical or node.name})
+    if not dataclasses.is_dataclass(node) or isinstance(node, type):
+        if isinstance(node, tuple):
+            return frozenset().union(*(field_names(item) for item in node))
+        return frozenset()
+    return frozenset().union(
+        *(field_names(getattr(node, f.name)) for f in dataclasses.fields(node))
+    )
 
 
 def compile_expression(node: Node, lists: Mapping[str, ListDef] | None = None) -> Matcher:

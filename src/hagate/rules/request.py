@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -95,6 +95,21 @@ def certificate_fields(
     return {k: to_bytes_str(v) if isinstance(v, str) else v for k, v in out.items()}
 
 
+_NEEDS_HEADER_MAP = frozenset(
+    {
+        "http.user_agent",
+        "http.referer",
+        "http.cookie",
+        "http.x_forwarded_for",
+        "http.request.headers",
+        "http.request.cookies",
+    }
+)
+_NEEDS_ARGS = frozenset(
+    {"http.request.uri.args", "http.request.uri.args.names", "http.request.uri.args.values"}
+)
+
+
 def request_fields(
     *,
     client_ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
@@ -109,55 +124,69 @@ def request_fields(
     continent: str = "",
     tls: Mapping[str, Any] | None = None,
     timestamp: int = 0,
+    only: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """Fields for one request. Strings are taken as bytes in Latin-1 form (as on the wire)."""
+    """Fields for one request. Strings are taken as bytes in Latin-1 form (as on the wire).
+
+    With `only`, fields outside it may be left out (the costly ones are): the gateway passes
+    the fields its rules read. A left-out field reads as missing, so `only` must cover every
+    field a rule reads.
+    """
     ip = ipaddress.ip_address(client_ip) if isinstance(client_ip, str) else client_ip
-    header_list = list(headers)
-    by_name: dict[str, list[str]] = {}
-    for name, value in header_list:
-        by_name.setdefault(name.lower(), []).append(value)
     path, _, query = target.partition("?")
-    args: dict[str, list[str]] = {}
-    for k, v in parse_qsl(query, keep_blank_values=True, encoding="latin-1"):
-        args.setdefault(k, []).append(v)
-    last = path.rsplit("/", 1)[-1]
-    extension = last.rsplit(".", 1)[-1].lower() if "." in last else ""
-    if not host:
-        host = by_name.get("host", [""])[0]
-    cookies: dict[str, list[str]] = {}
-    for header in by_name.get("cookie", []):
-        for part in header.split(";"):
-            k, sep, v = part.strip().partition("=")
-            if sep:
-                cookies.setdefault(k, []).append(v)
     out: dict[str, Any] = {
         "ip.src": ip,
         "ip.src.asnum": asn,
         "ip.src.country": country,
         "ip.src.continent": continent,
-        "http.host": host,
-        "http.user_agent": by_name.get("user-agent", [""])[0],
-        "http.referer": by_name.get("referer", [""])[0],
-        "http.cookie": "; ".join(by_name.get("cookie", [])),
-        "http.x_forwarded_for": ", ".join(by_name.get("x-forwarded-for", [])),
         "http.request.method": method,
         "http.request.uri": target,
         "http.request.uri.path": path,
-        "http.request.uri.path.extension": extension,
         "http.request.uri.query": query,
-        "http.request.uri.args": args,
-        "http.request.uri.args.names": [k for k, vs in args.items() for _ in vs],
-        "http.request.uri.args.values": [v for vs in args.values() for v in vs],
-        "http.request.full_uri": f"https://{host}{target}",
         "http.request.version": version,
-        "http.request.headers": by_name,
-        "http.request.headers.names": [n for n, _ in header_list],
-        "http.request.headers.values": [v for _, v in header_list],
-        "http.request.cookies": cookies,
         "http.request.timestamp.sec": timestamp,
         "cf.edge.server_port": port,
         "ssl": True,
     }
+    everything = only is None
+    header_list = headers if isinstance(headers, list) else list(headers)
+    if not host or everything or not _NEEDS_HEADER_MAP.isdisjoint(only or ()):
+        by_name: dict[str, list[str]] = {}
+        for name, value in header_list:
+            by_name.setdefault(name.lower(), []).append(value)
+        if not host:
+            host = by_name.get("host", [""])[0]
+        out["http.user_agent"] = by_name.get("user-agent", [""])[0]
+        out["http.referer"] = by_name.get("referer", [""])[0]
+        out["http.cookie"] = "; ".join(by_name.get("cookie", []))
+        out["http.x_forwarded_for"] = ", ".join(by_name.get("x-forwarded-for", []))
+        out["http.request.headers"] = by_name
+        if everything or "http.request.cookies" in (only or ()):
+            cookies: dict[str, list[str]] = {}
+            for header in by_name.get("cookie", []):
+                for part in header.split(";"):
+                    k, sep, v = part.strip().partition("=")
+                    if sep:
+                        cookies.setdefault(k, []).append(v)
+            out["http.request.cookies"] = cookies
+    out["http.host"] = host
+    out["http.request.full_uri"] = f"https://{host}{target}"
+    if everything or "http.request.uri.path.extension" in (only or ()):
+        last = path.rsplit("/", 1)[-1]
+        out["http.request.uri.path.extension"] = (
+            last.rsplit(".", 1)[-1].lower() if "." in last else ""
+        )
+    if everything or not _NEEDS_ARGS.isdisjoint(only or ()):
+        args: dict[str, list[str]] = {}
+        for k, v in parse_qsl(query, keep_blank_values=True, encoding="latin-1"):
+            args.setdefault(k, []).append(v)
+        out["http.request.uri.args"] = args
+        out["http.request.uri.args.names"] = [k for k, vs in args.items() for _ in vs]
+        out["http.request.uri.args.values"] = [v for vs in args.values() for v in vs]
+    if everything or "http.request.headers.names" in (only or ()):
+        out["http.request.headers.names"] = [n for n, _ in header_list]
+    if everything or "http.request.headers.values" in (only or ()):
+        out["http.request.headers.values"] = [v for _, v in header_list]
     if tls:
         out.update(tls)
     return out

@@ -21,7 +21,7 @@ from hagate.config import Config, ConfigError, ConfigSource, Path_, parse_yaml
 from hagate.errors import HagateError
 from hagate.rules import fields
 from hagate.rules.ast import InSet, IPItem, IPRange, Node
-from hagate.rules.compiler import Fields, Matcher, compile_expression
+from hagate.rules.compiler import Fields, Matcher, compile_expression, field_names
 from hagate.rules.errors import RuleError
 from hagate.rules.parser import ListDef, parse_expression
 from hagate.rules.ratelimit import RateLimiter
@@ -68,6 +68,7 @@ class Rule:
     status: int = 403
     response: str | None = None
     phases: frozenset[str] = frozenset()
+    fields: frozenset[str] | None = None  # the fields the expression reads; None: unknown
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class RateLimitRule:
     enabled: bool = True
     status: int = 429
     response: str | None = None
+    fields: frozenset[str] | None = None  # read by the expressions and characteristics
 
     def key(self, values: Fields) -> tuple[Any, ...]:
         return tuple(values.get(name, fields.FIELDS[name].default) for name in self.characteristics)
@@ -128,6 +130,15 @@ class RuleSet:
         self.lists = dict(lists or {})
         self._active = tuple(r for r in self.rules if r.enabled)
         self._active_limits = tuple(r for r in self.rate_limits if r.enabled)
+        # The fields any active rule reads (None when a rule does not say): the gateway need
+        # compute no others for a request.
+        used: list[frozenset[str] | None] = [r.fields for r in self._active]
+        used += [r.fields for r in self._active_limits]
+        self.fields_used: frozenset[str] | None = frozenset()
+        for u in used:
+            self.fields_used = (
+                None if u is None or self.fields_used is None else self.fields_used | u
+            )
 
     def evaluate(self, values: Fields, now: float | None = None) -> Decision:
         """Decide one request. Counts it for rate limiting."""
@@ -330,6 +341,7 @@ class _Loader:
             status,
             base["response"],
             frozenset(phases),
+            field_names(tree),
         )
 
     def rate_limit(self, i: int, raw: Mapping[str, Any]) -> RateLimitRule | None:
@@ -391,6 +403,7 @@ class _Loader:
             base["enabled"],
             status,
             base["response"],
+            field_names(compiled[0]) | field_names(counting[0]) | frozenset(canonical),
         )
 
 
