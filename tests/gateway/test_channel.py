@@ -130,3 +130,22 @@ def test_after_the_connection_is_lost_drain_raises() -> None:
             await ch.drain()
 
     run(test)
+
+
+def test_deadlines_fire_on_time_and_finished_waits_leave_nothing_behind() -> None:
+    from hagate.gateway.channel import SWEEP
+
+    async def test(ch: Channel, peer: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await ch.read(10, ch.deadline(0.3))
+        late = loop.time() - started - 0.3
+        assert 0 <= late <= SWEEP + 0.1
+        loop.call_later(0.05, peer.sendall, b"x")
+        assert await ch.read(10, ch.deadline(5)) == b"x"
+        assert not ch._sweeper.waiting  # the answered wait was taken off the list
+        with pytest.raises(TimeoutError):  # a deadline already past fails at once
+            await ch.read(10, ch.deadline(-1))
+
+    run(test)

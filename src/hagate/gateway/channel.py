@@ -6,6 +6,8 @@ when the read does wait. Rules:
   1. At most `limit` bytes are buffered: past it the transport stops reading until the
      coroutine consumes, so a client that sends faster than the upstream reads costs no memory.
   2. A read that waits past its deadline raises TimeoutError; the buffer is kept as it was.
+     Deadlines are checked by one timer per event loop every `SWEEP` seconds, not a timer per
+     wait: a timeout fires up to `SWEEP` late, and a wait costs no timer of its own.
   3. After the peer's EOF or a lost connection, reads return what is buffered, then b"" (read)
      or IncompleteReadError (readexactly, readuntil); writes after a loss are dropped and
      `drain` raises ConnectionError.
@@ -14,18 +16,52 @@ when the read does wait. Rules:
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any, cast
 
 DEFAULT_LIMIT = 1 << 18
+SWEEP = 0.25
 
 
 class LimitOverrun(Exception):
     """`readuntil` found no separator within the limit."""
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
+class _Sweeper:
+    """The waits of one event loop that have a deadline, expired by a periodic check."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waiting: dict[asyncio.Future[None], float] = {}
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, waiter: asyncio.Future[None], deadline: float) -> None:
+        self.waiting[waiter] = deadline
+        if self.timer is None:
+            self.timer = self.loop.call_later(SWEEP, self.sweep)
+
+    def sweep(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        for waiter, deadline in list(self.waiting.items()):
+            if deadline <= now:
+                del self.waiting[waiter]
+                if not waiter.done():
+                    waiter.set_exception(TimeoutError())
+        if self.waiting:
+            self.timer = self.loop.call_later(SWEEP, self.sweep)
+
+
+_sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweeper] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _sweeper(loop: asyncio.AbstractEventLoop) -> _Sweeper:
+    sweeper = _sweepers.get(loop)
+    if sweeper is None:
+        sweeper = _sweepers[loop] = _Sweeper(loop)
+    return sweeper
 
 
 class Channel(asyncio.Protocol):
@@ -40,6 +76,7 @@ class Channel(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._write_paused = False
         self._read_paused = False
+        self._sweeper = _sweeper(loop)
 
     # -- protocol callbacks -----------------------------------------------------------------
 
@@ -95,12 +132,16 @@ class Channel(asyncio.Protocol):
             finally:
                 self._waiter = None
             return
-        timer = self.loop.call_at(deadline, _expire, waiter)
+        if deadline <= self.loop.time():
+            self._waiter = None
+            raise TimeoutError
+        waiting = self._sweeper.waiting
+        self._sweeper.add(waiter, deadline)
         try:
             await waiter
         finally:
             self._waiter = None
-            timer.cancel()
+            waiting.pop(waiter, None)
 
     def deadline(self, seconds: float) -> float:
         return self.loop.time() + seconds
