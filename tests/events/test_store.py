@@ -119,7 +119,7 @@ def test_several_processes_can_open_a_new_store_at_once(tmp_path: Path) -> None:
 
 
 def test_every_column_round_trips_exactly(tmp_path: Path) -> None:
-    """Batches go into SQLite as one JSON document: no value may change on the way."""
+    """No value may change on the way into SQLite, whatever its type or characters."""
     from hagate.events.store import COLUMNS
 
     values: dict[str, object] = {

@@ -12,7 +12,6 @@ Rules:
 from __future__ import annotations
 
 import collections
-import json
 import sqlite3
 import threading
 import time
@@ -55,14 +54,8 @@ CREATE INDEX IF NOT EXISTS events_time ON events(time);
 CREATE INDEX IF NOT EXISTS events_client ON events(client_ip, time);
 """
 INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-# A whole batch in one statement: the rows go in as one JSON array. sqlite3 lets other threads
-# run during each step of a statement, so executemany() would hand the GIL back and forth with
-# the event loop once per row; this hands it over once per batch.
-INSERT_BATCH = (
-    f"INSERT INTO events ({', '.join(COLUMNS)}) SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(COLUMNS)))
-    + " FROM json_each(?)"
-)
+# executemany: about 7 µs of CPU per row here. One statement over a JSON array of the batch
+# (fewer GIL hand-overs) measured 18-25 µs, multi-row VALUES 10-15 µs.
 BATCH = 500
 FLUSH_SECONDS = 0.25
 RETENTION_EVERY = 3600.0
@@ -148,7 +141,7 @@ class EventStore:
             try:
                 with db:
                     db.execute("BEGIN")
-                    db.execute(INSERT_BATCH, (json.dumps(batch),))
+                    db.executemany(INSERT, batch)
                 self.written += len(batch)
                 return
             except sqlite3.OperationalError:
