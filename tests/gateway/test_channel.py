@@ -149,3 +149,18 @@ def test_deadlines_fire_on_time_and_finished_waits_leave_nothing_behind() -> Non
             await ch.read(10, ch.deadline(-1))
 
     run(test)
+
+
+def test_a_half_closed_tcp_peer_can_still_be_answered() -> None:
+    async def test(ch: Channel, peer: socket.socket) -> None:
+        peer.sendall(b"question")
+        peer.shutdown(socket.SHUT_WR)
+        assert await ch.read(100, ch.deadline(5)) == b"question"
+        assert await ch.read(100, ch.deadline(5)) == b""
+        ch.write(b"answer")
+        await ch.drain()
+        await asyncio.sleep(0.05)
+        peer.settimeout(5)
+        assert peer.recv(100) == b"answer"
+
+    run(test)

@@ -77,11 +77,13 @@ class Channel(asyncio.Protocol):
         self._write_paused = False
         self._read_paused = False
         self._sweeper = _sweeper(loop)
+        self._over_ssl = False
 
     # -- protocol callbacks -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self._over_ssl = transport.get_extra_info("sslcontext") is not None
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -93,7 +95,9 @@ class Channel(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         self._wake()
-        return False
+        # A plain TCP peer that half-closes can still be written to (the channel's owner
+        # closes it); TLS cannot be half-open, as with asyncio's own streams.
+        return not self._over_ssl
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = self.lost = True
