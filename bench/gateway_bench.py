@@ -21,7 +21,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from tests.conftest import run_hagate
 from tests.net import free_port, wait_listening
 from tests.nginx import Nginx, upstream
 
-from bench.report import machine, write_section
+from bench.report import finish, machine
 
 KEEPALIVE_REQUESTS = 60_000
 KEEPALIVE_CONCURRENCY = 32
@@ -132,36 +132,11 @@ def nginx_mtls(tmp: Path, state: Path, up: int, workers: int) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def floor(state: Path, up: int) -> Iterator[int]:
+def served(args: Callable[[int], list[str]]) -> Iterator[int]:
+    """Run `python -m <args(port)>` on a free port until the block ends."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.floor_proxy", str(state), str(port), str(up)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_listening(port, proc)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
-@contextlib.contextmanager
-def hagate(state: Path, workers: int) -> Iterator[int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hagate",
-            "--state-dir",
-            str(state),
-            "serve",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-        ],
+        [sys.executable, "-m", *args(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -171,6 +146,25 @@ def hagate(state: Path, workers: int) -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def floor(state: Path, up: int) -> contextlib.AbstractContextManager[int]:
+    return served(lambda port: ["bench.floor_proxy", str(state), str(port), str(up)])
+
+
+def hagate(state: Path, workers: int) -> contextlib.AbstractContextManager[int]:
+    return served(
+        lambda port: [
+            "hagate",
+            "--state-dir",
+            str(state),
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+        ]
+    )
 
 
 def main() -> None:
@@ -276,11 +270,7 @@ def main() -> None:
         f"The floor proxy reaches {fk.rps / xk1.rps:.2f}x nginx's keep-alive rate with one "
         f"process; hagate reaches {hk1.rps / fk.rps:.2f}x the floor's.",
     ]
-    failures = sum(r["keep"].failed + r["new"].failed for r in results.values())  # type: ignore[attr-defined]
-    lines += ["", f"Failed or non-2xx responses across all runs: {failures}."]
-    body = "\n".join(lines)
-    print(body)
-    write_section("gateway", body)
+    finish("gateway", lines, results.values())
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import platform
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 HEADER = """# Benchmarks
@@ -19,6 +21,15 @@ def machine() -> str:
     import os
 
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def finish(name: str, lines: list[str], results: Iterable[Mapping[str, Any]]) -> None:
+    """Close a load benchmark's section with its count of failed or non-2xx responses (from
+    the `keep` and `new` loads of every result), print it and write it."""
+    failures = sum(r["keep"].failed + r["new"].failed for r in results)
+    body = "\n".join([*lines, "", f"Failed or non-2xx responses across all runs: {failures}."])
+    print(body)
+    write_section(name, body)
 
 
 def write_section(name: str, body: str) -> None:

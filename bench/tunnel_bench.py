@@ -34,7 +34,7 @@ from tests.net import free_port, wait_listening
 from tests.nginx import Nginx, upstream
 
 from bench.gateway_bench import BULK_BYTES, Load, ab, bulk
-from bench.report import machine, write_section
+from bench.report import finish, machine
 
 SNITUN = "snitun==0.47.0"
 IDLE_WEBSOCKETS = 2000
@@ -350,11 +350,7 @@ def main() -> None:
         f"| {hk.rps / sk.rps:.2f} | {hn.rps / sn.rps:.2f} | {hb / sb:.2f} "
         f"| {hr[0] / 1024:.0f} MB |",
     ]
-    failures = sum(r["keep"].failed + r["new"].failed for r in results.values())  # type: ignore[attr-defined]
-    lines += ["", f"Failed or non-2xx responses across all runs: {failures}."]
-    body = "\n".join(lines)
-    print(body)
-    write_section("tunnel", body)
+    finish("tunnel", lines, results.values())
     del soft
 
 

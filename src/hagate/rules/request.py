@@ -148,9 +148,9 @@ def request_fields(
         "cf.edge.server_port": port,
         "ssl": True,
     }
-    everything = only is None
+    wanted: Collection[str] = fields.FIELDS if only is None else only
     header_list = headers if isinstance(headers, list) else list(headers)
-    if not host or everything or not _NEEDS_HEADER_MAP.isdisjoint(only or ()):
+    if not host or not _NEEDS_HEADER_MAP.isdisjoint(wanted):
         by_name: dict[str, list[str]] = {}
         for name, value in header_list:
             by_name.setdefault(name.lower(), []).append(value)
@@ -161,7 +161,7 @@ def request_fields(
         out["http.cookie"] = "; ".join(by_name.get("cookie", []))
         out["http.x_forwarded_for"] = ", ".join(by_name.get("x-forwarded-for", []))
         out["http.request.headers"] = by_name
-        if everything or "http.request.cookies" in (only or ()):
+        if "http.request.cookies" in wanted:
             cookies: dict[str, list[str]] = {}
             for header in by_name.get("cookie", []):
                 for part in header.split(";"):
@@ -171,21 +171,21 @@ def request_fields(
             out["http.request.cookies"] = cookies
     out["http.host"] = host
     out["http.request.full_uri"] = f"https://{host}{target}"
-    if everything or "http.request.uri.path.extension" in (only or ()):
+    if "http.request.uri.path.extension" in wanted:
         last = path.rsplit("/", 1)[-1]
         out["http.request.uri.path.extension"] = (
             last.rsplit(".", 1)[-1].lower() if "." in last else ""
         )
-    if everything or not _NEEDS_ARGS.isdisjoint(only or ()):
+    if not _NEEDS_ARGS.isdisjoint(wanted):
         args: dict[str, list[str]] = {}
         for k, v in parse_qsl(query, keep_blank_values=True, encoding="latin-1"):
             args.setdefault(k, []).append(v)
         out["http.request.uri.args"] = args
         out["http.request.uri.args.names"] = [k for k, vs in args.items() for _ in vs]
         out["http.request.uri.args.values"] = [v for vs in args.values() for v in vs]
-    if everything or "http.request.headers.names" in (only or ()):
+    if "http.request.headers.names" in wanted:
         out["http.request.headers.names"] = [n for n, _ in header_list]
-    if everything or "http.request.headers.values" in (only or ()):
+    if "http.request.headers.values" in wanted:
         out["http.request.headers.values"] = [v for _, v in header_list]
     if tls:
         out.update(tls)
