@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 from dataclasses import dataclass
 
 MAX_HELLO = 16384 + 5 * 4  # a ClientHello larger than one full record is refused
@@ -18,6 +19,7 @@ _HANDSHAKE = 0x16
 _CLIENT_HELLO = 0x01
 _EXT_SNI = 0x0000
 _EXT_ALPN = 0x0010
+_TYPE_AND_LENGTH = struct.Struct(">HH")  # an extension's type and length
 
 
 class ClientHelloError(ValueError):
@@ -29,36 +31,6 @@ class ClientHello:
     sni: str | None
     alpn: tuple[str, ...]
     record_bytes: int  # how many bytes of input the records carrying it took
-
-
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise ClientHelloError("truncated ClientHello")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return int.from_bytes(self.take(2), "big")
-
-    def u24(self) -> int:
-        return int.from_bytes(self.take(3), "big")
-
-    def vector(self, length_bytes: int) -> _Reader:
-        n = int.from_bytes(self.take(length_bytes), "big")
-        return _Reader(self.take(n))
-
-    @property
-    def done(self) -> bool:
-        return self.pos == len(self.data)
 
 
 def _handshake_bytes(data: bytes) -> tuple[bytes, int] | None:
@@ -93,52 +65,69 @@ def _handshake_bytes(data: bytes) -> tuple[bytes, int] | None:
             raise ClientHelloError("ClientHello too large")
 
 
+def _vector(m: bytes, pos: int, size: int, end: int) -> int:
+    """The end of the vector at `pos` whose length takes `size` bytes; it must fit in m[:end]."""
+    start = pos + size
+    stop = start + int.from_bytes(m[pos:start], "big")
+    if start > end or stop > end:
+        raise ClientHelloError("truncated ClientHello")
+    return stop
+
+
 def parse_client_hello(data: bytes) -> ClientHello | None:
     got = _handshake_bytes(data)
     if got is None:
         return None
-    message, consumed = got
-    r = _Reader(message)
-    r.u8()
-    body = r.vector(3)
-    body.take(2)  # legacy_version
-    body.take(32)  # random
-    session_id = body.vector(1)
-    if len(session_id.data) > 32:
+    m, consumed = got
+    # Positions into the message rather than a slice per field: a ClientHello carries a
+    # dozen or more extensions, and the relay and the gateway read one per connection.
+    end = _vector(m, 1, 3, len(m))  # the handshake body
+    pos = 4 + 2 + 32  # legacy_version, random
+    stop = _vector(m, pos, 1, end)  # session id
+    if stop - pos - 1 > 32:
         raise ClientHelloError("session id too long")
-    suites = body.vector(2)
-    if not suites.data or len(suites.data) % 2:
+    pos, stop = stop, _vector(m, stop, 2, end)  # cipher suites
+    if stop - pos == 2 or (stop - pos) % 2:
         raise ClientHelloError("bad cipher suite list")
-    if not body.vector(1).data:
+    pos, stop = stop, _vector(m, stop, 1, end)  # compression methods
+    if stop - pos == 1:
         raise ClientHelloError("no compression methods")
     sni: str | None = None
     alpn: tuple[str, ...] = ()
-    if not body.done:
-        extensions = body.vector(2)
-        if not body.done:
+    if stop != end:
+        pos, ext_end = stop + 2, _vector(m, stop, 2, end)
+        if ext_end != end:
             raise ClientHelloError("bytes after the extensions")
         seen: set[int] = set()
-        while not extensions.done:
-            ext_type = extensions.u16()
-            ext = extensions.vector(2)
+        while pos != ext_end:
+            if pos + 4 > ext_end:
+                raise ClientHelloError("truncated ClientHello")
+            ext_type, length = _TYPE_AND_LENGTH.unpack_from(m, pos)
+            stop = pos + 4 + length
+            if stop > ext_end:
+                raise ClientHelloError("truncated ClientHello")
             if ext_type in seen:
                 raise ClientHelloError("duplicate extension")
             seen.add(ext_type)
             if ext_type == _EXT_SNI:
-                sni = _server_name(ext)
+                sni = _server_name(m[pos + 4 : stop])
             elif ext_type == _EXT_ALPN:
-                alpn = _alpn(ext)
+                alpn = _alpn(m[pos + 4 : stop])
+            pos = stop
     return ClientHello(sni, alpn, consumed)
 
 
-def _server_name(ext: _Reader) -> str | None:
-    names = ext.vector(2)
-    if not ext.done:
+def _server_name(ext: bytes) -> str | None:
+    end = len(ext)
+    if _vector(ext, 0, 2, end) != end:
         raise ClientHelloError("bytes after the server name list")
     host: str | None = None
-    while not names.done:
-        kind = names.u8()
-        name = names.vector(2).data
+    pos = 2
+    while pos != end:
+        kind = ext[pos]
+        stop = _vector(ext, pos + 1, 2, end)
+        name = ext[pos + 3 : stop]
+        pos = stop
         if kind == 0:
             if host is not None:
                 raise ClientHelloError("more than one host name")
@@ -152,14 +141,16 @@ def _server_name(ext: _Reader) -> str | None:
     return host
 
 
-def _alpn(ext: _Reader) -> tuple[str, ...]:
-    protocols = ext.vector(2)
+def _alpn(ext: bytes) -> tuple[str, ...]:
+    stop_all = _vector(ext, 0, 2, len(ext))  # bytes after the list are ignored
     out: list[str] = []
-    while not protocols.done:
-        name = protocols.vector(1).data
-        if not name:
+    pos = 2
+    while pos != stop_all:
+        stop = _vector(ext, pos, 1, stop_all)
+        if stop == pos + 1:
             raise ClientHelloError("empty ALPN protocol")
-        out.append(name.decode("latin-1"))
+        out.append(ext[pos + 1 : stop].decode("latin-1"))
+        pos = stop
     return tuple(out)
 
 

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from hagate.events.store import EventStore, connect, read_events
+from hagate.events.store import COLUMNS, EventStore, connect, read_events
 
 
 def row(i: int, t: float | None = None) -> dict[str, object]:
@@ -151,3 +151,16 @@ def test_every_column_round_trips_exactly(tmp_path: Path) -> None:
     got.pop("id")
     assert got == values
     assert [type(got[k]) for k in COLUMNS] == [type(values[k]) for k in COLUMNS]
+
+
+def test_a_batch_larger_than_one_statement_holds_is_split_and_kept_whole(tmp_path: Path) -> None:
+    # One INSERT carries at most SQLite's variable limit: lower the limit so a batch needs
+    # several statements, and every row must still land once, in order.
+    store = EventStore(tmp_path / "events.sqlite3")
+    db = connect(store.path)
+    db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 3 * len(COLUMNS) + 1)
+    store._write(db, [tuple(map(row(i).get, COLUMNS)) for i in range(10)])
+    db.close()
+    assert store.written == 10
+    rows = list(read_events(store.path))
+    assert [r["request_id"] for r in rows] == [f"r{i}" for i in range(10)]

@@ -80,3 +80,17 @@ def test_request_ids_are_unique_across_forked_workers() -> None:
     assert len(theirs) == 1000
     assert not ours & theirs
     assert {i[:8] for i in ours} != {i[:8] for i in theirs}  # a fresh prefix after the fork
+
+
+def test_a_text_line_says_what_happened_and_when() -> None:
+    out = CountingOut()
+    log = log_writer("text", out)
+    first = 1_800_000_000.25  # 2027-01-15T08:00:00Z
+    log({**ROW, "time": first, "rule": "No certificate", "cert_name": None, "reason": "x y"})
+    log({**ROW, "time": first + 0.5})
+    log({**ROW, "time": first + 61})  # a later second gets its own timestamp
+    a, b, c = out.getvalue().splitlines()
+    assert a.startswith('2027-01-15T08:00:00Z 127.0.0.1 "')
+    assert a.endswith(' rule="No certificate" reason="x y"')
+    assert b.startswith("2027-01-15T08:00:00Z ")
+    assert c.startswith("2027-01-15T08:01:01Z ")

@@ -6,6 +6,7 @@ import contextlib
 import ssl
 import subprocess
 import time
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -23,6 +24,7 @@ from hagate.tunnel.frames import (
     window_increment,
     window_payload,
 )
+from tests.tunnel.clienthello_reference import reference_parse_client_hello
 
 
 def python_hello(
@@ -152,6 +154,28 @@ def test_clienthello_reader_on_corrupted_real_hellos(changes: list[tuple[int, in
         return
     if hello is not None and hello.sni is not None:
         assert hello.sni == hello.sni.lower() and "/" not in hello.sni
+
+
+def outcome(parse: Callable[[bytes], object], data: bytes) -> object:
+    try:
+        return parse(data)
+    except ClientHelloError as e:
+        return ("ClientHelloError", str(e))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, len(REAL) - 1), st.integers(0, 255)), max_size=6),
+    st.integers(0, len(REAL)),
+)
+def test_clienthello_reader_agrees_with_the_field_by_field_reference(
+    changes: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(REAL)
+    for pos, value in changes:
+        data[pos] = value
+    for sample in (bytes(data), bytes(data[:cut])):
+        assert outcome(parse_client_hello, sample) == outcome(reference_parse_client_hello, sample)
 
 
 # -- frames -------------------------------------------------------------------------------

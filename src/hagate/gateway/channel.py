@@ -158,16 +158,18 @@ class Channel(asyncio.Protocol):
             await self._wait(deadline)
         return True
 
-    async def read(self, n: int, deadline: float | None = None) -> bytes:
-        """Up to `n` bytes, waiting for at least one; b"" at EOF."""
+    async def read(self, n: int, deadline: float | None = None) -> bytes | bytearray:
+        """Up to `n` bytes, waiting for at least one; b"" at EOF. When that is everything
+        buffered, the buffer itself is handed over (no copy): the caller owns it."""
         buf = self.buffer
         while not buf:
             if self.eof:
                 return b""
             await self._wait(deadline)
+        data: bytes | bytearray
         if len(buf) <= n:
-            data = bytes(buf)
-            buf.clear()
+            data = buf
+            self.buffer = bytearray()
         else:
             data = bytes(buf[:n])
             del buf[:n]
@@ -215,7 +217,7 @@ class Channel(asyncio.Protocol):
 
     # -- writing ----------------------------------------------------------------------------
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         if self.transport is not None and not self.lost:
             self.transport.write(data)
 

@@ -350,8 +350,8 @@ def parse_chunk_size(line: bytes) -> int:
     return int(m.group(1), 16)
 
 
-def encode_chunk(data: bytes) -> bytes:
-    return b"%x\r\n%b\r\n" % (len(data), data)
+def encode_chunk(data: bytes | bytearray) -> bytes:
+    return b"".join((b"%x\r\n" % len(data), data, b"\r\n"))
 
 
 LAST_CHUNK = b"0\r\n\r\n"

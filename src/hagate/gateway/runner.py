@@ -68,18 +68,23 @@ def log_writer(fmt: str, out: TextIO = sys.stdout) -> Callable[[dict[str, Any]],
         out.write(json.dumps({k: v for k, v in row.items() if v is not None}) + "\n")
         flush_soon()
 
+    second, stamp = -1, ""
+
     def as_text(row: dict[str, Any]) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row["time"]))
-        request = f'"{row.get("method") or "-"} {row.get("path") or "-"}"'
-        extra = []
-        for key in ("rule", "cert_name", "reason"):
-            if row.get(key):
-                extra.append(f'{key}="{row[key]}"')
+        nonlocal second, stamp
+        if int(row["time"]) != second:  # one timestamp text per second
+            second = int(row["time"])
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        rule, cert, reason = row.get("rule"), row.get("cert_name"), row.get("reason")
+        extra = (
+            (f' rule="{rule}"' if rule else "")
+            + (f' cert_name="{cert}"' if cert else "")
+            + (f' reason="{reason}"' if reason else "")
+        )
         out.write(
-            f"{stamp} {row['client_ip']} {request} {row.get('status') or '-'} "
-            f"{row['action']} {row.get('bytes_out') or 0}B {row['duration_ms']}ms "
-            f"id={row['request_id']} {' '.join(extra)}".rstrip()
-            + "\n"
+            f'{stamp} {row["client_ip"]} "{row.get("method") or "-"} {row.get("path") or "-"}" '
+            f"{row.get('status') or '-'} {row['action']} {row.get('bytes_out') or 0}B "
+            f"{row['duration_ms']}ms id={row['request_id']}{extra}\n"
         )
         flush_soon()
 

@@ -769,6 +769,6 @@ async def read_chunked(src: Channel) -> AsyncIterator[bytes]:
             return
 
 
-async def read_until_eof(src: Channel) -> AsyncIterator[bytes]:
+async def read_until_eof(src: Channel) -> AsyncIterator[bytes | bytearray]:
     while data := await src.read(CHUNK):
         yield data

@@ -97,6 +97,11 @@ class Stream:
         self._window_open.set()
 
     async def write(self, data: bytes) -> None:
+        if len(data) <= min(CHUNK, self.send_window) and not self._reset:
+            self.mux.send(FrameType.DATA, self.id, data)  # the usual case: one frame, no copy
+            self.send_window -= len(data)
+            await self.mux.drain()
+            return
         view = memoryview(data)
         while view:
             while self.send_window <= 0:
