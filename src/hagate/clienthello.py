@@ -131,14 +131,19 @@ def _server_name(ext: bytes) -> str | None:
         if kind == 0:
             if host is not None:
                 raise ClientHelloError("more than one host name")
-            try:
-                host = name.decode("ascii")
-            except UnicodeDecodeError:
-                raise ClientHelloError("server name is not ASCII") from None
-            if not host or len(host) > 253 or any(c in host for c in "\x00/ \\"):
-                raise ClientHelloError("malformed server name")
-            host = host.lower().rstrip(".")
+            host = host_name(name)
     return host
+
+
+def host_name(name: bytes) -> str:
+    """The host name of an SNI entry, lower case without a trailing dot, checked."""
+    try:
+        host = name.decode("ascii")
+    except UnicodeDecodeError:
+        raise ClientHelloError("server name is not ASCII") from None
+    if not host or len(host) > 253 or any(c in host for c in "\x00/ \\"):
+        raise ClientHelloError("malformed server name")
+    return host.lower().rstrip(".")
 
 
 def _alpn(ext: bytes) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from hagate.clienthello import (
     ClientHello,
     ClientHelloError,
     _handshake_bytes,
+    host_name,
 )
 
 
@@ -91,13 +92,7 @@ def _server_name(ext: _Reader) -> str | None:
         if kind == 0:
             if host is not None:
                 raise ClientHelloError("more than one host name")
-            try:
-                host = name.decode("ascii")
-            except UnicodeDecodeError:
-                raise ClientHelloError("server name is not ASCII") from None
-            if not host or len(host) > 253 or any(c in host for c in "\x00/ \\"):
-                raise ClientHelloError("malformed server name")
-            host = host.lower().rstrip(".")
+            host = host_name(name)  # the name's own check is shared
     return host
 
 
