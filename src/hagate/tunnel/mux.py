@@ -97,7 +97,7 @@ class Stream:
         self._window_open.set()
 
     async def write(self, data: bytes) -> None:
-        if len(data) <= min(CHUNK, self.send_window) and not self._reset:
+        if 0 < len(data) <= min(CHUNK, self.send_window) and not self._reset:
             self.mux.send(FrameType.DATA, self.id, data)  # the usual case: one frame, no copy
             self.send_window -= len(data)
             await self.mux.drain()
