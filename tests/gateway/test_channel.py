@@ -164,3 +164,19 @@ def test_a_half_closed_tcp_peer_can_still_be_answered() -> None:
         assert peer.recv(100) == b"answer"
 
     run(test)
+
+
+def test_a_read_of_everything_buffered_is_not_changed_by_later_data() -> None:
+    async def test(ch: Channel, peer: socket.socket) -> None:
+        peer.sendall(b"first")
+        assert await ch.wait_data(ch.deadline(5))
+        whole = await ch.read(100)  # all of the buffer: handed over, not copied
+        assert whole == b"first"
+        peer.sendall(b"second")
+        assert await ch.read(100, ch.deadline(5)) == b"second"
+        assert whole == b"first"
+        peer.sendall(b"0123456789")
+        await asyncio.sleep(0.05)
+        assert await ch.read(4) == b"0123" and await ch.read(100) == b"456789"
+
+    run(test)
