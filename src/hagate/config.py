@@ -73,7 +73,7 @@ class GatewaySettings:
     header_timeout: float = 10.0  # a request head must arrive within this (slowloris)
     idle_timeout: float = 75.0  # keep-alive connections idle longer are closed
     connect_timeout: float = 5.0  # connecting to Home Assistant
-    response_timeout: float = 60.0  # Home Assistant's response head must start by then
+    response_timeout: float = 60.0  # Home Assistant's response head (and first body piece) by then
     drain_timeout: float = 10.0  # SIGTERM: in-flight requests get this long to finish
     max_header_bytes: int = 16384
     max_headers: int = 100

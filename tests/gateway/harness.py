@@ -7,6 +7,7 @@ real Home Assistant is in tests/e2e.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import signal
@@ -104,6 +105,15 @@ class RecordingUpstream:
                         )
                         while data := sock.recv(65536):
                             sock.sendall(data.upper())
+                        return
+                    if path.startswith("/split"):  # the head, then the body after /split/N s
+                        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+                        time.sleep(float(path[len("/split/") :] or 0.2))
+                        with contextlib.suppress(OSError):
+                            sock.sendall(b"hello")
+                        continue
+                    if path.startswith("/cut"):  # a head promising a body that never comes
+                        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
                         return
                     if path.startswith("/chunked"):
                         sock.sendall(

@@ -263,6 +263,22 @@ def test_upstream_slow_gives_504_and_down_gives_502(gw: Gateway) -> None:
     assert (504, "upstream_error") in actions and (502, "upstream_error") in actions
 
 
+def test_a_body_that_follows_its_head_late_still_arrives_whole(gw: Gateway) -> None:
+    r = gw.request("/split", cert="phone")
+    assert r.status == 200 and r.body == b"hello" and r.header("content-length") == "5"
+
+
+def test_upstream_stopping_before_the_body_gives_502_or_504_and_an_event(gw: Gateway) -> None:
+    r = gw.request("/cut", cert="phone")
+    assert r.status == 502 and "cannot be reached" in r.body.decode()
+    r = gw.request("/split/4", cert="phone")  # response_timeout is 2 s
+    assert r.status == 504 and "not answering" in r.body.decode()
+    rows = {e["path"]: e for e in gw.events() if e["path"] in ("/cut", "/split/4")}
+    assert (rows["/cut"]["status"], rows["/cut"]["action"]) == (502, "upstream_error")
+    assert "before the body" in rows["/cut"]["reason"]
+    assert (rows["/split/4"]["status"], rows["/split/4"]["action"]) == (504, "upstream_error")
+
+
 def test_bodies_stream_both_ways_chunked_and_with_expect_continue(gw: Gateway) -> None:
     with gw.connect("phone") as sock:
         buf = bytearray()

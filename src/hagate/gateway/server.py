@@ -642,9 +642,19 @@ class Gateway:
             return True, keep_client
         if rhead.content_length is not None:
             remaining = rhead.content_length
-            if remaining and up.buffer:
-                # The first piece of the body is already here: one write, one TLS record.
-                data = await up.read(min(CHUNK, remaining))
+            if remaining:
+                # The head waits for the first piece of the body, so both leave in one write
+                # and one TLS record (servers sending a file write them apart). Nothing has
+                # reached the client yet: an upstream that stops here still gets a 502 or 504.
+                timeout = self.setup.config.gateway.response_timeout
+                try:
+                    data = await up.read(min(CHUNK, remaining), up.deadline(timeout))
+                except TimeoutError:
+                    raise UpstreamError(
+                        504, "Home Assistant did not send the body in time"
+                    ) from None
+                if not data:
+                    raise UpstreamError(502, "Home Assistant closed the connection before the body")
                 remaining -= len(data)
                 ex.bytes_out += len(data)
                 out += data
