@@ -115,6 +115,11 @@ class RecordingUpstream:
                     if path.startswith("/cut"):  # a head promising a body that never comes
                         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
                         return
+                    if path.startswith("/partial"):  # 10 bytes of the 100 promised
+                        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+                        time.sleep(0.1)
+                        sock.sendall(b"0123456789")
+                        return
                     if path.startswith("/chunked"):
                         sock.sendall(
                             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"

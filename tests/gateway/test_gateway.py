@@ -279,6 +279,21 @@ def test_upstream_stopping_before_the_body_gives_502_or_504_and_an_event(gw: Gat
     assert (rows["/split/4"]["status"], rows["/split/4"]["action"]) == (504, "upstream_error")
 
 
+def test_a_response_cut_short_still_gets_its_event(gw: Gateway) -> None:
+    with gw.connect("phone") as sock:
+        sock.sendall(b"GET /partial HTTP/1.1\r\nHost: ha.test\r\n\r\n")
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"\r\n\r\n0123456789")
+    deadline = time.monotonic() + 5
+    while not (rows := [e for e in gw.events() if e["path"] == "/partial"]):
+        assert time.monotonic() < deadline, "no event for the cut-short request"
+        time.sleep(0.1)
+    assert [(e["status"], e["action"], e["bytes_out"]) for e in rows] == [(200, "allow", 10)]
+    assert rows[0]["reason"].startswith("cut short: ")
+
+
 def test_bodies_stream_both_ways_chunked_and_with_expect_continue(gw: Gateway) -> None:
     with gw.connect("phone") as sock:
         buf = bytearray()

@@ -416,6 +416,11 @@ class Gateway:
                 )
                 await client.drain()
             keep = False
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as e:
+            # The client went away, or Home Assistant broke off mid-response: the request
+            # still gets its row, with what was sent and why it ended.
+            ex.reason = f"cut short: {str(e) or type(e).__name__}"
+            keep = False
         self._event(ex, sni, cert)
         return keep and not self.closing
 
