@@ -97,11 +97,6 @@ class Stream:
         self._window_open.set()
 
     async def write(self, data: bytes) -> None:
-        if 0 < len(data) <= min(CHUNK, self.send_window) and not self._reset:
-            self.mux.send(FrameType.DATA, self.id, data)  # the usual case: one frame, no copy
-            self.send_window -= len(data)
-            await self.mux.drain()
-            return
         view = memoryview(data)
         while view:
             while self.send_window <= 0:
@@ -112,7 +107,8 @@ class Stream:
             if self._reset:
                 raise StreamReset(f"stream {self.id} was reset")
             n = min(len(view), CHUNK, self.send_window)
-            self.mux.send(FrameType.DATA, self.id, bytes(view[:n]))
+            # The usual case, all of it in one frame, goes out without a copy.
+            self.mux.send(FrameType.DATA, self.id, data if n == len(data) else bytes(view[:n]))
             self.send_window -= n
             view = view[n:]
             await self.mux.drain()
