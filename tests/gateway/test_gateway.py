@@ -374,6 +374,23 @@ def test_sigterm_lets_in_flight_requests_finish(gw: Gateway) -> None:
     assert result.get("status") == 200
 
 
+def test_a_websocket_open_at_shutdown_still_gets_its_event(gw: Gateway) -> None:
+    with gw.connect("phone") as sock:
+        sock.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: ha.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert read_response(sock, bytearray()).status == 101
+        sock.sendall(b"hello")
+        time.sleep(0.3)
+        assert gw.stop() == 0  # waits out drain_timeout (5 s), then ends the websocket
+    rows = [e for e in gw.events() if e["path"] == "/ws"]
+    assert [(e["status"], e["action"], e["reason"]) for e in rows] == [
+        (101, "allow", "cut short: the gateway stopped")
+    ]
+    assert rows[0]["bytes_in"] == 5 and rows[0]["duration_ms"] >= 4000
+
+
 def test_events_and_log_lines_describe_each_decision(gw: Gateway) -> None:
     gw.request("/api/", cert="phone", headers={"User-Agent": "curl/8"})
     gw.request("/api/", headers={"User-Agent": "nobody"})

@@ -421,6 +421,12 @@ class Gateway:
             # still gets its row, with what was sent and why it ended.
             ex.reason = f"cut short: {str(e) or type(e).__name__}"
             keep = False
+        except asyncio.CancelledError:
+            # The gateway stopped past its drain deadline (a websocket open for hours, say):
+            # the row is written now, or it would never be.
+            ex.reason = "cut short: the gateway stopped"
+            self._event(ex, sni, cert)
+            raise
         self._event(ex, sni, cert)
         return keep and not self.closing
 
