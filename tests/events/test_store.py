@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 import threading
 import time
@@ -35,7 +36,8 @@ def test_rows_are_written_in_batches_and_survive_close(tmp_path: Path) -> None:
 
 def test_a_stalled_disk_never_blocks_record_and_drops_are_counted(tmp_path: Path) -> None:
     path = tmp_path / "events.sqlite3"
-    store = EventStore(path, capacity=100).start()
+    said = io.StringIO()
+    store = EventStore(path, capacity=100, warn=said).start()
     # Another writer holds the database's write lock: the writer thread stalls on it.
     blocker = connect(path)
     blocker.execute("BEGIN IMMEDIATE")
@@ -52,6 +54,9 @@ def test_a_stalled_disk_never_blocks_record_and_drops_are_counted(tmp_path: Path
     store.close(timeout=15)
     kept = list(read_events(path))
     assert len(kept) + store.dropped == 1001
+    # The drops were said, once (the writer warns at most once a minute), with the count.
+    lines = said.getvalue().splitlines()
+    assert len(lines) == 1 and f"{store.dropped} rows were dropped" in lines[0]
 
 
 def test_retention_deletes_rows_older_than_the_setting(tmp_path: Path) -> None:

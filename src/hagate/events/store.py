@@ -7,19 +7,23 @@ Rules:
      transaction and one multi-row INSERT each. `record()` only appends to a deque (no lock,
      no thread wake-up per row); the writer wakes on its own, or early when a batch is full.
   3. Retention: rows older than `retention_days` are deleted at start and then hourly.
+  4. Drops are said on stderr (at most once every `WARN_EVERY` seconds, and at close), so a
+     gap in the log never goes unnoticed.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from functools import cache
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 EVENTS_NAME = "events.sqlite3"
 COLUMNS = (
@@ -62,6 +66,7 @@ CREATE INDEX IF NOT EXISTS events_client ON events(client_ip, time);
 BATCH = 500
 FLUSH_SECONDS = 0.25
 RETENTION_EVERY = 3600.0
+WARN_EVERY = 60.0
 
 
 @cache
@@ -91,12 +96,21 @@ def connect(path: Path) -> sqlite3.Connection:
 class EventStore:
     """Accepts events from the event loop; a thread writes them to SQLite."""
 
-    def __init__(self, path: Path, retention_days: int = 30, capacity: int = 10_000) -> None:
+    def __init__(
+        self,
+        path: Path,
+        retention_days: int = 30,
+        capacity: int = 10_000,
+        warn: TextIO = sys.stderr,
+    ) -> None:
         self.path = path
         self.retention_days = retention_days
         self.capacity = capacity
         self.pending: collections.deque[tuple[Any, ...]] = collections.deque()
         self.dropped = 0
+        self._warn = warn
+        self._told = 0  # drops said so far
+        self._told_at = -math.inf
         self.written = 0
         self._wake = threading.Event()
         self._stop = False
@@ -141,10 +155,22 @@ class EventStore:
                 while pending:
                     batch = [pending.popleft() for _ in range(min(len(pending), BATCH))]
                     self._write(db, batch)
+                self._tell_drops(force=stop)
                 if stop:
                     return
         finally:
             db.close()
+
+    def _tell_drops(self, force: bool = False) -> None:
+        dropped, now = self.dropped, time.monotonic()
+        if dropped > self._told and (force or now - self._told_at >= WARN_EVERY):
+            print(
+                f"hagate: the event log fell behind; {dropped - self._told} rows were dropped "
+                f"({dropped} since start). Is the disk of {self.path.parent} slow or full?",
+                file=self._warn,
+                flush=True,
+            )
+            self._told, self._told_at = dropped, now
 
     def _write(self, db: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
         per = max(1, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS))
