@@ -344,8 +344,8 @@ class Gateway:
                     body_allowed=head.method != "HEAD",
                 )
             )
+            self._event(ex, sni, cert)  # before the drain: a client gone by then keeps its row
             await client.drain()
-            self._event(ex, sni, cert)
             return False
         if settings.max_body_bytes and (head.content_length or 0) > settings.max_body_bytes:
             await self._refuse(client, ex, 413, "the request body is too large", sni, wants_html)
@@ -371,8 +371,10 @@ class Gateway:
             ex.rule = "; ".join(r.description or f"#{r.number}" for r in decision.logged)
         if decision.blocked:
             keep = head.keep_alive and not head.has_body and not head.expect_continue
-            await self._block(client, ex, head, decision, cert, wants_html, keep)
-            self._event(ex, sni, cert)
+            try:
+                await self._block(client, ex, head, decision, cert, wants_html, keep)
+            finally:  # a blocked request keeps its row, even when the client is already gone
+                self._event(ex, sni, cert)
             return keep
         if decision.rule is not None:
             ex.rule = decision.rule.description or f"#{decision.rule.number}"
