@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import socket
 import ssl
 import time
@@ -151,6 +152,30 @@ def test_the_connector_reconnects_after_a_relay_restart(chain: tuple[Gateway, Re
         except (OSError, ConnectionError, ssl.SSLError):
             time.sleep(0.1)
     assert time.monotonic() - start < 5
+    assert "/after" in g.upstream.paths()
+
+
+def test_a_hung_relay_is_noticed_within_30_s_and_served_again_once_it_is_back(
+    chain: tuple[Gateway, Relay],
+) -> None:
+    g, relay = chain
+    assert relay.proc is not None and g.err_path is not None
+    assert g.request("/before", cert="phone").status == 200
+    relay.proc.send_signal(signal.SIGSTOP)  # alive to TCP, silent to the tunnel
+    try:
+        start = time.monotonic()
+        while "relay silent" not in g.err_path.read_text():
+            assert time.monotonic() - start < 30, "the connector did not notice the hung relay"
+            time.sleep(0.2)
+    finally:
+        relay.proc.send_signal(signal.SIGCONT)
+    start = time.monotonic()
+    while time.monotonic() - start < 20:
+        try:
+            if g.request("/after", cert="phone").status == 200:
+                break
+        except (OSError, ConnectionError, ssl.SSLError):
+            time.sleep(0.2)
     assert "/after" in g.upstream.paths()
 
 
