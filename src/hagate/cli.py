@@ -377,8 +377,14 @@ def relay_status(ctx: Context) -> None:
     )
     click.echo(f"active client streams: {data['active_streams']}")
     for c in data["connectors"]:
+        expires = c.get("expires")
+        until = (
+            f" (expires {time.strftime('%Y-%m-%d', time.gmtime(expires))})"
+            if isinstance(expires, int | float) and expires != float("inf")
+            else ""
+        )
         click.echo(
-            f"  connector {c['hostname']} from {c['address']} token {c['token']}: "
+            f"  connector {c['hostname']} from {c['address']} token {c['token']}{until}: "
             f"{c['streams']} open streams, {c['opened']} since connecting"
         )
     if not data["connectors"]:

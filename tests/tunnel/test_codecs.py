@@ -263,3 +263,21 @@ def test_a_token_cannot_be_edited_to_serve_another_host() -> None:
     for junk in ("", "hg1..", "hg2.a.b", "hg1.!!!.???", "hg1.e30.AAAA"):
         with pytest.raises(tokens.TokenError):
             tokens.verify(key.public_key(), junk)
+
+
+def test_the_connector_reads_its_token_and_says_when_it_expires() -> None:
+    from hagate.errors import HagateError
+    from hagate.tunnel.connector import EXPIRY_WARNING, expiry_warning, token_claim
+
+    text, claim = tokens.issue(Ed25519PrivateKey.generate(), "ha.example.com", 90)
+    assert tokens.read_claim(text) == claim  # no key needed to read what it claims
+    assert token_claim(text) == claim
+    assert expiry_warning(claim, claim.expires - EXPIRY_WARNING - 1) is None
+    warning = expiry_warning(claim, claim.expires - 12 * 86400 - 60)
+    assert warning is not None and "in 12 days" in warning
+    assert "hagate relay token --hostname ha.example.com" in warning
+    with pytest.raises(HagateError, match=r"expired on .*hagate relay token --hostname ha\.ex"):
+        token_claim(text, now=claim.expires)
+    for junk in ("", "hg1.e30.AAAA", "not a token"):
+        with pytest.raises(HagateError, match="not usable"):
+            token_claim(junk)

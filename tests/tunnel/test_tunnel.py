@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import signal
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from hagate.state import StateDir
+from hagate.tunnel.relaystate import RelayState
 from tests.conftest import run_hagate
 from tests.gateway.harness import Gateway, make_gateway, read_response, rss_kib
 from tests.nginx import upstream
@@ -153,6 +156,59 @@ def test_the_connector_reconnects_after_a_relay_restart(chain: tuple[Gateway, Re
             time.sleep(0.1)
     assert time.monotonic() - start < 5
     assert "/after" in g.upstream.paths()
+
+
+def short_lived_token(relay: Relay, seconds: float, hostname: str = "ha.test") -> str:
+    """A token of the relay's own key that expires in `seconds` (`relay token` counts in days)."""
+    body = json.dumps(
+        {"h": hostname, "e": int(time.time() + seconds), "i": "short0123456789"},
+        separators=(",", ":"),
+    ).encode()
+    key = RelayState.load(StateDir(relay.state)).signing_key()
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    return f"hg1.{b64(body)}.{b64(key.sign(body))}"
+
+
+def test_a_connector_is_dropped_when_its_token_expires_and_refused_after(tmp_path: Path) -> None:
+    relay = Relay.create(tmp_path)
+    relay.start()
+    g = make_gateway(tmp_path / "home")
+    g.issue("phone")
+    try:
+        start_connector(g, [relay], short_lived_token(relay, 6))
+        assert g.request("/while-valid", cert="phone").status == 200
+        deadline = time.monotonic() + 20  # expiry in 6 s, looked at every 5 s
+        while relay.status()["connectors"]:
+            assert time.monotonic() < deadline, "the relay kept a connector past its token"
+        assert g.err_path is not None
+        deadline = time.monotonic() + 10
+        while "expired" not in g.err_path.read_text():  # reconnections are refused, and said
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        g.stop()
+        relay.stop()
+        g.upstream.close()
+
+
+def test_connect_with_an_expired_token_is_a_plain_error(tmp_path: Path) -> None:
+    relay = Relay.create(tmp_path)
+    g = make_gateway(tmp_path / "home")
+    r = run_hagate(
+        "connect",
+        "--relay",
+        relay.address,
+        "--token",
+        short_lived_token(relay, -60),
+        state=g.state,
+    )
+    assert (
+        r.code == 1 and "expired on" in r.err and "hagate relay token --hostname ha.test" in r.err
+    )
+    g.upstream.close()
 
 
 def test_a_hung_relay_is_noticed_within_30_s_and_served_again_once_it_is_back(

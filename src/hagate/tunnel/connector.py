@@ -24,10 +24,48 @@ from hagate.gateway.server import Gateway
 from hagate.state import StateDir
 from hagate.tunnel.frames import PROTOCOL_VERSION, FrameDecoder, FrameType, encode
 from hagate.tunnel.mux import Mux, Stream, splice
+from hagate.tunnel.token import ConnectorToken, TokenError, read_claim
 
 HEARTBEAT = 5.0
 DEAD_AFTER = 15.0
 BACKOFF_MIN, BACKOFF_MAX = 0.2, 30.0
+EXPIRY_WARNING = 30 * 86400.0  # warn this long before the token expires, once a day
+
+
+def token_claim(token: str, now: float | None = None) -> ConnectorToken:
+    """The token's claim, or a plain error when it cannot serve: malformed, or expired (relays
+    would refuse it, and cut a connection using it when it expires)."""
+    try:
+        claim = read_claim(token)
+    except TokenError as e:
+        raise HagateError(f"the connector token is not usable: {e}") from None
+    if (now if now is not None else time.time()) >= claim.expires:
+        raise HagateError(expired_message(claim))
+    return claim
+
+
+def expired_message(claim: ConnectorToken) -> str:
+    return (
+        f"the connector token for {claim.hostname} expired on {_day(claim.expires)}; "
+        f"make a new one on the relay: hagate relay token --hostname {claim.hostname}"
+    )
+
+
+def expiry_warning(claim: ConnectorToken, now: float) -> str | None:
+    """What to say when the token expires within EXPIRY_WARNING, else None."""
+    left = claim.expires - now
+    if left >= EXPIRY_WARNING:
+        return None
+    return (
+        f"hagate connect: the connector token for {claim.hostname} expires on "
+        f"{_day(claim.expires)} (in {max(0, int(left // 86400))} days); relays will then drop "
+        f"this connector. Make a new one on the relay (hagate relay token --hostname "
+        f"{claim.hostname}) and restart hagate connect with it."
+    )
+
+
+def _day(unix: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(unix))
 
 
 @dataclass(frozen=True)
@@ -72,7 +110,21 @@ class Connector:
         return ctx
 
     async def run(self) -> None:
-        await asyncio.gather(*(self._keep(relay) for relay in self.relays))
+        await asyncio.gather(self._warn_expiry(), *(self._keep(relay) for relay in self.relays))
+
+    async def _warn_expiry(self) -> None:
+        """Say on stderr, once a day in its last EXPIRY_WARNING, that the token will expire."""
+        claim = read_claim(self.token)  # run_connect has checked it
+        while not self.stopping:
+            now = time.time()
+            if now >= claim.expires:
+                print(f"hagate connect: {expired_message(claim)}", file=sys.stderr, flush=True)
+                return
+            warning = expiry_warning(claim, now)
+            if warning:
+                print(warning, file=sys.stderr, flush=True)
+            until = 86400.0 if warning else claim.expires - EXPIRY_WARNING - now
+            await asyncio.sleep(max(1.0, min(until, 86400.0, claim.expires - now)))
 
     async def _keep(self, relay: RelayAddress) -> None:
         delay = BACKOFF_MIN
@@ -187,6 +239,7 @@ def run_connect(
     from hagate.gateway.runner import fork_workers, load_setup, run_gateway
 
     setup = load_setup(state)
+    token_claim(token)  # a malformed or expired token is a plain error now, not a retry loop
 
     def work(_: int = 0) -> None:
         async def feed(gateway: Gateway) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import socket
 import ssl
@@ -33,6 +34,7 @@ from hagate.tunnel.relaystate import STATUS, TLS_CERT, TLS_KEY, RelayState
 
 HELLO_TIMEOUT = 5.0
 DEAD_AFTER = 30.0
+WATCH_EVERY = 5.0  # how often a connector's token and heartbeat are looked at
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Connector:
     token_id: str
     address: str
     mux: Mux
+    expires: float = math.inf  # the token's expiry: the connector is dropped then
     since: float = field(default_factory=time.time)
 
 
@@ -199,7 +202,7 @@ class Relay:
             )
         )
         mux = Mux(reader, writer, on_open=None, first_stream=random.randrange(1, 1 << 20))
-        connector = Connector(claim.hostname, claim.id, ip, mux)
+        connector = Connector(claim.hostname, claim.id, ip, mux, claim.expires)
         self.connectors[claim.hostname].append(connector)
         print(
             f"hagate relay: connector for {claim.hostname} from {ip} (token {claim.id})",
@@ -240,10 +243,11 @@ class Relay:
                 return tokens.verify(self.public, str(hello.get("token", "")), self.rs.revoked())
 
     async def _watch(self, connector: Connector) -> None:
-        """A connector silent for DEAD_AFTER seconds (no heartbeat) is dropped."""
+        """A connector is dropped when its token is revoked or expires, or when it has been
+        silent for DEAD_AFTER seconds (no heartbeat)."""
         while True:
-            await asyncio.sleep(5)
-            if connector.token_id in self.rs.revoked():
+            await asyncio.sleep(WATCH_EVERY)
+            if connector.token_id in self.rs.revoked() or time.time() >= connector.expires:
                 connector.mux.close()
                 return
             if time.monotonic() - connector.mux.last_received > DEAD_AFTER:
@@ -261,6 +265,7 @@ class Relay:
                 {
                     "hostname": c.hostname,
                     "token": c.token_id,
+                    "expires": c.expires,
                     "address": c.address,
                     "since": c.since,
                     "streams": len(c.mux.streams),

@@ -50,25 +50,39 @@ def issue(key: Ed25519PrivateKey, hostname: str, days: int) -> tuple[str, Connec
     return f"{PREFIX}.{_b64(body)}.{_b64(key.sign(body))}", claim
 
 
+def _split(token: str) -> tuple[bytes, bytes]:
+    parts = token.strip().split(".")
+    if len(parts) != 3 or parts[0] != PREFIX:
+        raise TokenError("malformed token")
+    return _unb64(parts[1]), _unb64(parts[2])
+
+
+def _claim(body: bytes) -> ConnectorToken:
+    try:
+        data = json.loads(body)
+        return ConnectorToken(str(data["h"]), int(data["e"]), str(data["i"]))
+    except (ValueError, KeyError, TypeError):
+        raise TokenError("malformed token claim") from None
+
+
+def read_claim(token: str) -> ConnectorToken:
+    """What a token claims, unchecked: for its holder (the connector), who has no key to check
+    it with but wants to know when it expires."""
+    return _claim(_split(token)[0])
+
+
 def verify(
     public: Ed25519PublicKey,
     token: str,
     revoked: frozenset[str] = frozenset(),
     now: float | None = None,
 ) -> ConnectorToken:
-    parts = token.strip().split(".")
-    if len(parts) != 3 or parts[0] != PREFIX:
-        raise TokenError("malformed token")
-    body, signature = _unb64(parts[1]), _unb64(parts[2])
+    body, signature = _split(token)
     try:
         public.verify(signature, body)
     except InvalidSignature:
         raise TokenError("the token's signature does not match this relay's key") from None
-    try:
-        data = json.loads(body)
-        claim = ConnectorToken(str(data["h"]), int(data["e"]), str(data["i"]))
-    except (ValueError, KeyError, TypeError):
-        raise TokenError("malformed token claim") from None
+    claim = _claim(body)
     if (now if now is not None else time.time()) >= claim.expires:
         raise TokenError(f"the token for {claim.hostname} has expired")
     if claim.id in revoked:
