@@ -406,6 +406,23 @@ def test_events_and_log_lines_describe_each_decision(gw: Gateway) -> None:
     assert {line["request_id"] for line in lines} >= {ok["request_id"], blocked["request_id"]}
 
 
+def test_secrets_in_the_query_reach_home_assistant_but_not_the_event_log(gw: Gateway) -> None:
+    camera = "/api/camera_proxy/camera.door?token=Camera0Secret&width=640"
+    login = "/?auth_callback=1&code=OAuth0Code&state=abc"
+    signed = "/api/media?authSig=eyJhbGciOi.Signed0Path.sig"
+    for target in (camera, login, signed):
+        assert gw.request(target, cert="phone").status == 200
+    assert gw.request(camera).status == 403  # blocked requests are logged the same way
+    assert [s.request_line.split(" ")[1] for s in gw.upstream.seen] == [camera, login, signed]
+    logged = json.dumps(gw.events()) + json.dumps(gw.log_lines())
+    for secret in ("Camera0Secret", "OAuth0Code", "Signed0Path"):
+        assert secret not in logged
+    paths = {e["path"] for e in gw.events()}
+    assert "/api/camera_proxy/camera.door?token=REDACTED&width=640" in paths
+    assert "/?auth_callback=1&code=REDACTED&state=abc" in paths
+    assert "/api/media?authSig=REDACTED" in paths
+
+
 def test_two_workers_share_the_port(tmp_path: Path) -> None:
     g = make_gateway(tmp_path)
     g.issue("phone")

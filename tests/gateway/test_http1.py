@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_plus, unquote_to_bytes
 
 import pytest
 from hypothesis import given, settings
@@ -19,7 +19,14 @@ from hagate.gateway.http1 import (
     response_head_bytes_by_field,
     split_head,
 )
-from hagate.gateway.paths import PathError, normalise_path, normalise_target
+from hagate.gateway.paths import (
+    REDACTED,
+    SECRET_PARAMETERS,
+    PathError,
+    normalise_path,
+    normalise_target,
+    redact_query,
+)
 
 
 def head(*lines: str, request: str = "GET / HTTP/1.1") -> bytes:
@@ -388,3 +395,35 @@ def test_response_head_fast_path_equals_field_by_field(
     lower = fast.lower()
     assert b"keep-alive: " not in lower and b"\r\nupgrade:" not in lower
     assert lower.count(b"\r\nconnection:") == 1
+
+
+QUERY_PART = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABC0123456789%-_.+", max_size=12)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.sampled_from(sorted(SECRET_PARAMETERS)), QUERY_PART),
+            st.sampled_from(["=", ""]),
+            QUERY_PART,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_query_redaction_hides_every_secret_value_and_keeps_the_rest(
+    params: list[tuple[str, str, str]],
+) -> None:
+    parts = [
+        f"{name.upper() if i % 2 else name}{eq}{value}"
+        for i, (name, eq, value) in enumerate(params)
+    ]
+    out = redact_query("&".join(parts)).split("&")
+    assert len(out) == len(parts)
+    for part, shown in zip(parts, out, strict=True):
+        name, eq, _ = part.partition("=")
+        if eq and unquote_plus(name).lower() in SECRET_PARAMETERS:
+            assert shown == f"{name}={REDACTED}"
+        else:
+            assert shown == part

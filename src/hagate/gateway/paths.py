@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 # RFC 3986 pchar without pct-encoded: unreserved / sub-delims / ":" / "@"
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
@@ -42,6 +43,51 @@ class Target:
     @property
     def uri(self) -> str:
         return f"{self.path}?{self.query}" if self.query else self.path
+
+    @property
+    def loggable(self) -> str:
+        """The target as events and log lines show it: query values that carry secrets
+        (Home Assistant's signed paths, camera tokens, OAuth codes) are replaced."""
+        return f"{self.path}?{redact_query(self.query)}" if self.query else self.path
+
+
+# Query parameters whose values are secrets: HA's `authSig` (signed paths) and camera proxy
+# `token`, OAuth's `code` and tokens, and the usual names for passwords and keys.
+SECRET_PARAMETERS = frozenset(
+    {
+        "access_token",
+        "api_key",
+        "api_password",
+        "apikey",
+        "auth",
+        "authorization",
+        "authsig",
+        "client_secret",
+        "code",
+        "id_token",
+        "jwt",
+        "key",
+        "password",
+        "refresh_token",
+        "secret",
+        "session",
+        "sig",
+        "signature",
+        "token",
+    }
+)
+REDACTED = "REDACTED"
+
+
+def redact_query(query: str) -> str:
+    """`query` with the value of every secret parameter (by name, any case or escaping)
+    replaced by REDACTED; everything else is kept as sent."""
+    parts = query.split("&")
+    for i, part in enumerate(parts):
+        name, eq, _ = part.partition("=")
+        if eq and unquote_plus(name).lower() in SECRET_PARAMETERS:
+            parts[i] = f"{name}={REDACTED}"
+    return "&".join(parts)
 
 
 def _decode_segment(raw: str) -> bytes:

@@ -318,7 +318,7 @@ class Gateway:
         except HeadError as e:
             await self._refuse(client, ex, e.status, e.reason, sni)
             return False
-        ex.method, ex.path, ex.host = head.method, head.target.uri, head.host
+        ex.method, ex.path, ex.host = head.method, head.target.loggable, head.host
         ex.user_agent = head.get("user-agent") or ""
         wants_html = "text/html" in (head.get("accept") or "")
         cert = client_cert.state(self.inventory) if client_cert else NO_CERT
