@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -305,14 +306,28 @@ def relay_token(ctx: Context, hostname: str, days: int) -> None:
 
 
 @relay.command("revoke-token")
-@click.argument("token_id")
+@click.argument("token_id", metavar="ID|TOKEN")
 @pass_ctx
 def relay_revoke_token(ctx: Context, token_id: str) -> None:
-    """Refuse the token with this id from now on (running relays drop its connector)."""
+    """Refuse a token from now on (running relays drop its connector): give its id, as
+    `relay status` shows it, or the token itself."""
+    from hagate.tunnel import token as tokens
     from hagate.tunnel.relaystate import RelayState
 
-    RelayState.load(ctx.state).revoke(token_id.strip())
-    click.echo(f"token {token_id} revoked")
+    given = token_id.strip()
+    if given.startswith(tokens.PREFIX + "."):
+        try:
+            given = tokens.read_claim(given).id
+        except tokens.TokenError as e:
+            raise HagateError(f"cannot read that token: {e}") from None
+    elif not re.fullmatch(r"[0-9a-f]{16}", given):
+        # Tokens are not stored anywhere, so a mistyped id would be "revoked" to no effect.
+        raise HagateError(
+            f"{given!r} is not a token id: expected 16 hex digits, as `hagate relay status` "
+            "shows them, or the token itself"
+        )
+    RelayState.load(ctx.state).revoke(given)
+    click.echo(f"token {given} revoked")
 
 
 @relay.command("run")
