@@ -281,3 +281,15 @@ def test_the_connector_reads_its_token_and_says_when_it_expires() -> None:
     for junk in ("", "hg1.e30.AAAA", "not a token"):
         with pytest.raises(HagateError, match="not usable"):
             token_claim(junk)
+
+
+def test_a_pinned_fingerprint_may_be_written_with_colons_and_capitals() -> None:
+    from hagate.errors import HagateError
+    from hagate.tunnel.connector import pinned_fingerprint
+
+    hexa = "0123456789abcdef" * 4
+    colons = ":".join(hexa[i : i + 2] for i in range(0, 64, 2)).upper()
+    assert pinned_fingerprint(colons) == pinned_fingerprint(f" {hexa} ") == hexa
+    for bad in (hexa[:-1], hexa + "0", "g" * 64, ""):
+        with pytest.raises(HagateError, match="bad --relay-fingerprint"):
+            pinned_fingerprint(bad)

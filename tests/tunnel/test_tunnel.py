@@ -194,7 +194,9 @@ def test_a_connector_is_dropped_when_its_token_expires_and_refused_after(tmp_pat
         g.upstream.close()
 
 
-def test_connect_with_an_expired_token_is_a_plain_error(tmp_path: Path) -> None:
+def test_connect_with_an_expired_token_or_a_bad_fingerprint_is_a_plain_error(
+    tmp_path: Path,
+) -> None:
     relay = Relay.create(tmp_path)
     g = make_gateway(tmp_path / "home")
     r = run_hagate(
@@ -208,6 +210,17 @@ def test_connect_with_an_expired_token_is_a_plain_error(tmp_path: Path) -> None:
     assert (
         r.code == 1 and "expired on" in r.err and "hagate relay token --hostname ha.test" in r.err
     )
+    r = run_hagate(
+        "connect",
+        "--relay",
+        relay.address,
+        "--token",
+        relay.token(),
+        "--relay-fingerprint",
+        relay.fingerprint[:-2],  # one byte short
+        state=g.state,
+    )
+    assert r.code == 1 and "bad --relay-fingerprint" in r.err
     g.upstream.close()
 
 

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import random
+import re
 import socket
 import ssl
 import sys
@@ -62,6 +63,17 @@ def expiry_warning(claim: ConnectorToken, now: float) -> str | None:
         f"this connector. Make a new one on the relay (hagate relay token --hostname "
         f"{claim.hostname}) and restart hagate connect with it."
     )
+
+
+def pinned_fingerprint(text: str) -> str:
+    """A --relay-fingerprint as 64 lower-case hex digits (colons and case as the user likes)."""
+    fingerprint = text.strip().lower().replace(":", "")
+    if not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
+        raise HagateError(
+            f"bad --relay-fingerprint {text!r}: expected the SHA-256 that `hagate relay init` "
+            "printed (64 hex digits)"
+        )
+    return fingerprint
 
 
 def _day(unix: float) -> str:
@@ -240,6 +252,8 @@ def run_connect(
 
     setup = load_setup(state)
     token_claim(token)  # a malformed or expired token is a plain error now, not a retry loop
+    if fingerprint is not None:
+        fingerprint = pinned_fingerprint(fingerprint)
 
     def work(_: int = 0) -> None:
         async def feed(gateway: Gateway) -> None:
