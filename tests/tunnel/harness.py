@@ -87,8 +87,10 @@ def start_connector(
     pin: bool = True,
     hostname: str = "ha.test",
     workers: int = 1,
+    wait: bool = True,
 ) -> None:
-    """Run `hagate connect` for the gateway's state; clients then reach it via the relay."""
+    """Run `hagate connect` for the gateway's state; clients then reach it via the relay
+    (once it has connected, which this waits for unless `wait` is False)."""
     g.log_path = g.tmp / "connector.log"
     g.err_path = g.tmp / "connector.err"
     args = [
@@ -111,7 +113,8 @@ def start_connector(
         args += ["--relay-fingerprint", relays[0].fingerprint]
     g.proc = subprocess.Popen(args, stdout=g.log_path.open("wb"), stderr=g.err_path.open("wb"))
     g.port = relays[0].port
-    wait_connected(relays, hostname, count=workers)
+    if wait:
+        wait_connected(relays, hostname, count=workers)
 
 
 def wait_connected(relays: list[Relay], hostname: str, timeout: float = 15, count: int = 1) -> None:

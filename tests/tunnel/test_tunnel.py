@@ -224,6 +224,26 @@ def test_connect_with_an_expired_token_or_a_bad_fingerprint_is_a_plain_error(
     g.upstream.close()
 
 
+def test_a_relay_whose_certificate_is_not_the_pinned_one_is_never_used(tmp_path: Path) -> None:
+    relay = Relay.create(tmp_path)
+    relay.start()
+    g = make_gateway(tmp_path / "home")
+    try:
+        relay.fingerprint = "ab" * 32  # well-formed, but another certificate's
+        start_connector(g, [relay], relay.token(), wait=False)
+        assert g.err_path is not None
+        deadline = time.monotonic() + 10
+        while "not the pinned one" not in g.err_path.read_text():
+            assert time.monotonic() < deadline, g.err_path.read_text()
+            time.sleep(0.1)
+        assert "check --relay-fingerprint" in g.err_path.read_text()
+        assert relay.status()["connectors"] == []
+    finally:
+        g.stop()
+        relay.stop()
+        g.upstream.close()
+
+
 def test_a_hung_relay_is_noticed_within_30_s_and_served_again_once_it_is_back(
     chain: tuple[Gateway, Relay],
 ) -> None:

@@ -80,6 +80,10 @@ def _day(unix: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(unix))
 
 
+class PinMismatch(HagateError):
+    """The relay's certificate is not the one pinned with --relay-fingerprint."""
+
+
 @dataclass(frozen=True)
 class RelayAddress:
     name: str  # the relay's hostname: the TLS name (SNI) of the control connection
@@ -146,6 +150,8 @@ class Connector:
                 await self._session(relay)
             except (OSError, ssl.SSLError, ConnectionError, TimeoutError, ValueError) as e:
                 print(f"hagate connect: relay {relay}: {e}", file=sys.stderr, flush=True)
+            except PinMismatch as e:
+                print(f"hagate connect: relay {relay}: {e}", file=sys.stderr, flush=True)
             except HagateError as e:
                 print(f"hagate connect: relay {relay} refused us: {e}", file=sys.stderr, flush=True)
             self.connected[str(relay)] = False
@@ -172,7 +178,10 @@ class Connector:
                 der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
                 seen = hashlib.sha256(der or b"").hexdigest()
                 if seen != self.fingerprint:
-                    raise HagateError(f"relay certificate fingerprint {seen} is not the pinned one")
+                    raise PinMismatch(
+                        f"its certificate's SHA-256 is {seen}, not the pinned one: check "
+                        "--relay-fingerprint (`hagate relay init` printed it)"
+                    )
             writer.write(
                 encode(
                     FrameType.HELLO,
