@@ -233,9 +233,9 @@ def serve(state: StateDir, listen: str | None, workers: int, log_format: str) ->
     setup = load_setup(state)
     cfg: Config = setup.config
     host, port = parse_listen(listen or cfg.listen)
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     print(
-        f"hagate: gateway for {cfg.hostname} on {host}:{port} -> {cfg.upstream}, "
-        f"{workers} worker(s)",
+        f"hagate: gateway for {cfg.hostname} on {shown} -> {cfg.upstream}, {workers} worker(s)",
         file=sys.stderr,
         flush=True,
     )
