@@ -22,19 +22,38 @@ from tests.nginx import upstream
 from tests.tunnel.harness import Relay, start_connector
 
 
+def wait_served(g: Gateway, path: str, within: float) -> None:
+    """Until a request for `path` through the tunnel is answered 200; fails after `within` s."""
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        try:
+            if g.request(path, cert="phone").status == 200:
+                return
+        except (OSError, ConnectionError, ssl.SSLError):
+            time.sleep(0.1)
+    raise AssertionError(f"{path} was not served within {within} s")
+
+
 @pytest.fixture
-def chain(tmp_path: Path) -> Iterator[tuple[Gateway, Relay]]:
+def parts(tmp_path: Path) -> Iterator[tuple[Gateway, Relay]]:
+    """A running relay, and the home side's state with the phone's certificate: no connector."""
     relay = Relay.create(tmp_path)
     relay.start()
     g = make_gateway(tmp_path / "home")
     g.issue("phone")
-    start_connector(g, [relay], relay.token())
     try:
         yield g, relay
     finally:
         g.stop()
         relay.stop()
         g.upstream.close()
+
+
+@pytest.fixture
+def chain(parts: tuple[Gateway, Relay]) -> tuple[Gateway, Relay]:
+    g, relay = parts
+    start_connector(g, [relay], relay.token())
+    return parts
 
 
 def test_requests_pass_through_the_relay_with_the_true_client_address(
@@ -93,26 +112,18 @@ def test_unknown_names_and_non_tls_are_closed_and_counted(chain: tuple[Gateway, 
     assert counters["unknown_sni"] == 1 and counters["not_tls"] == 1
 
 
-def test_a_token_for_another_host_cannot_serve_this_one(tmp_path: Path) -> None:
-    relay = Relay.create(tmp_path)
-    relay.start()
-    g = make_gateway(tmp_path / "home")
-    g.issue("phone")
-    try:
-        start_connector(g, [relay], relay.token("other.test"), hostname="other.test")
-        # The connector is registered for other.test only: ha.test has nobody behind it.
-        assert closed_without_answer(relay.port, hello_bytes("ha.test"))
-        # And what reaches it as other.test is refused by the gateway, which serves ha.test only.
-        ctx = g.context("phone")
-        ctx.check_hostname = False
-        with ctx.wrap_socket(g.tcp(), server_hostname="other.test") as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: other.test\r\n\r\n")
-            assert read_response(sock, bytearray()).status == 421
-        assert g.upstream.seen == []
-    finally:
-        g.stop()
-        relay.stop()
-        g.upstream.close()
+def test_a_token_for_another_host_cannot_serve_this_one(parts: tuple[Gateway, Relay]) -> None:
+    g, relay = parts
+    start_connector(g, [relay], relay.token("other.test"), hostname="other.test")
+    # The connector is registered for other.test only: ha.test has nobody behind it.
+    assert closed_without_answer(relay.port, hello_bytes("ha.test"))
+    # And what reaches it as other.test is refused by the gateway, which serves ha.test only.
+    ctx = g.context("phone")
+    ctx.check_hostname = False
+    with ctx.wrap_socket(g.tcp(), server_hostname="other.test") as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: other.test\r\n\r\n")
+        assert read_response(sock, bytearray()).status == 421
+    assert g.upstream.seen == []
 
 
 def test_forged_and_revoked_tokens_are_refused(tmp_path: Path) -> None:
@@ -147,14 +158,7 @@ def test_the_connector_reconnects_after_a_relay_restart(chain: tuple[Gateway, Re
     assert g.request("/before", cert="phone").status == 200
     relay.stop()
     relay.start()
-    start = time.monotonic()
-    while time.monotonic() - start < 5:
-        try:
-            if g.request("/after", cert="phone").status == 200:
-                break
-        except (OSError, ConnectionError, ssl.SSLError):
-            time.sleep(0.1)
-    assert time.monotonic() - start < 5
+    wait_served(g, "/after", within=5)
     assert "/after" in g.upstream.paths()
 
 
@@ -172,26 +176,20 @@ def short_lived_token(relay: Relay, seconds: float, hostname: str = "ha.test") -
     return f"hg1.{b64(body)}.{b64(key.sign(body))}"
 
 
-def test_a_connector_is_dropped_when_its_token_expires_and_refused_after(tmp_path: Path) -> None:
-    relay = Relay.create(tmp_path)
-    relay.start()
-    g = make_gateway(tmp_path / "home")
-    g.issue("phone")
-    try:
-        start_connector(g, [relay], short_lived_token(relay, 6))
-        assert g.request("/while-valid", cert="phone").status == 200
-        deadline = time.monotonic() + 20  # expiry in 6 s, looked at every 5 s
-        while relay.status()["connectors"]:
-            assert time.monotonic() < deadline, "the relay kept a connector past its token"
-        assert g.err_path is not None
-        deadline = time.monotonic() + 10
-        while "expired" not in g.err_path.read_text():  # reconnections are refused, and said
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-    finally:
-        g.stop()
-        relay.stop()
-        g.upstream.close()
+def test_a_connector_is_dropped_when_its_token_expires_and_refused_after(
+    parts: tuple[Gateway, Relay],
+) -> None:
+    g, relay = parts
+    start_connector(g, [relay], short_lived_token(relay, 6))
+    assert g.request("/while-valid", cert="phone").status == 200
+    deadline = time.monotonic() + 20  # expiry in 6 s, looked at every 5 s
+    while relay.status()["connectors"]:
+        assert time.monotonic() < deadline, "the relay kept a connector past its token"
+    assert g.err_path is not None
+    deadline = time.monotonic() + 10
+    while "expired" not in g.err_path.read_text():  # reconnections are refused, and said
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
 
 
 def test_connect_with_an_expired_token_or_a_bad_fingerprint_is_a_plain_error(
@@ -224,24 +222,19 @@ def test_connect_with_an_expired_token_or_a_bad_fingerprint_is_a_plain_error(
     g.upstream.close()
 
 
-def test_a_relay_whose_certificate_is_not_the_pinned_one_is_never_used(tmp_path: Path) -> None:
-    relay = Relay.create(tmp_path)
-    relay.start()
-    g = make_gateway(tmp_path / "home")
-    try:
-        relay.fingerprint = "ab" * 32  # well-formed, but another certificate's
-        start_connector(g, [relay], relay.token(), wait=False)
-        assert g.err_path is not None
-        deadline = time.monotonic() + 10
-        while "not the pinned one" not in g.err_path.read_text():
-            assert time.monotonic() < deadline, g.err_path.read_text()
-            time.sleep(0.1)
-        assert "check --relay-fingerprint" in g.err_path.read_text()
-        assert relay.status()["connectors"] == []
-    finally:
-        g.stop()
-        relay.stop()
-        g.upstream.close()
+def test_a_relay_whose_certificate_is_not_the_pinned_one_is_never_used(
+    parts: tuple[Gateway, Relay],
+) -> None:
+    g, relay = parts
+    relay.fingerprint = "ab" * 32  # well-formed, but another certificate's
+    start_connector(g, [relay], relay.token(), wait=False)
+    assert g.err_path is not None
+    deadline = time.monotonic() + 10
+    while "not the pinned one" not in g.err_path.read_text():
+        assert time.monotonic() < deadline, g.err_path.read_text()
+        time.sleep(0.1)
+    assert "check --relay-fingerprint" in g.err_path.read_text()
+    assert relay.status()["connectors"] == []
 
 
 def test_a_hung_relay_is_noticed_within_30_s_and_served_again_once_it_is_back(
@@ -258,13 +251,7 @@ def test_a_hung_relay_is_noticed_within_30_s_and_served_again_once_it_is_back(
             time.sleep(0.2)
     finally:
         relay.proc.send_signal(signal.SIGCONT)
-    start = time.monotonic()
-    while time.monotonic() - start < 20:
-        try:
-            if g.request("/after", cert="phone").status == 200:
-                break
-        except (OSError, ConnectionError, ssl.SSLError):
-            time.sleep(0.2)
+    wait_served(g, "/after", within=20)
     assert "/after" in g.upstream.paths()
 
 
