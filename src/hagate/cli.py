@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -320,7 +319,7 @@ def relay_revoke_token(ctx: Context, token_id: str) -> None:
             given = tokens.read_claim(given).id
         except tokens.TokenError as e:
             raise HagateError(f"cannot read that token: {e}") from None
-    elif not re.fullmatch(r"[0-9a-f]{16}", given):
+    elif not tokens.is_token_id(given):
         # Tokens are not stored anywhere, so a mistyped id would be "revoked" to no effect.
         raise HagateError(
             f"{given!r} is not a token id: expected 16 hex digits, as `hagate relay status` "
@@ -395,7 +394,7 @@ def relay_status(ctx: Context) -> None:
         expires = c.get("expires")
         until = (
             f" (expires {time.strftime('%Y-%m-%d', time.gmtime(expires))})"
-            if isinstance(expires, int | float) and expires != float("inf")
+            if isinstance(expires, int | float)  # status files of older relays lack it
             else ""
         )
         click.echo(

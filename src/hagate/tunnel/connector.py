@@ -113,7 +113,7 @@ class Connector:
         self.gateway = gateway
         self.relays = relays
         self.token = token.strip()
-        self.fingerprint = fingerprint.lower().replace(":", "") if fingerprint else None
+        self.fingerprint = pinned_fingerprint(fingerprint) if fingerprint else None
         self.connected: dict[str, bool] = {str(r): False for r in relays}
         self.stopping = False
 
@@ -148,9 +148,14 @@ class Connector:
             started = time.monotonic()
             try:
                 await self._session(relay)
-            except (OSError, ssl.SSLError, ConnectionError, TimeoutError, ValueError) as e:
-                print(f"hagate connect: relay {relay}: {e}", file=sys.stderr, flush=True)
-            except PinMismatch as e:
+            except (
+                OSError,
+                ssl.SSLError,
+                ConnectionError,
+                TimeoutError,
+                ValueError,
+                PinMismatch,
+            ) as e:
                 print(f"hagate connect: relay {relay}: {e}", file=sys.stderr, flush=True)
             except HagateError as e:
                 print(f"hagate connect: relay {relay} refused us: {e}", file=sys.stderr, flush=True)
@@ -260,9 +265,10 @@ def run_connect(
     from hagate.gateway.runner import fork_workers, load_setup, run_gateway
 
     setup = load_setup(state)
-    token_claim(token)  # a malformed or expired token is a plain error now, not a retry loop
+    # Plain errors now, before any worker, rather than a retry loop later.
+    token_claim(token)
     if fingerprint is not None:
-        fingerprint = pinned_fingerprint(fingerprint)
+        pinned_fingerprint(fingerprint)
 
     def work(_: int = 0) -> None:
         async def feed(gateway: Gateway) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import random
 import socket
 import ssl
@@ -49,7 +48,7 @@ class Connector:
     token_id: str
     address: str
     mux: Mux
-    expires: float = math.inf  # the token's expiry: the connector is dropped then
+    expires: float  # the token's expiry: the connector is dropped then
     since: float = field(default_factory=time.time)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 PREFIX = "hg1"
+ID_BYTES = 8  # a token's id: this many random bytes, in hex
 
 
 class TokenError(ValueError):
@@ -41,7 +43,7 @@ def _unb64(text: str) -> bytes:
 
 
 def issue(key: Ed25519PrivateKey, hostname: str, days: int) -> tuple[str, ConnectorToken]:
-    claim = ConnectorToken(hostname, int(time.time()) + days * 86400, secrets.token_hex(8))
+    claim = ConnectorToken(hostname, int(time.time()) + days * 86400, secrets.token_hex(ID_BYTES))
     body = json.dumps(
         {"h": claim.hostname, "e": claim.expires, "i": claim.id},
         separators=(",", ":"),
@@ -63,6 +65,11 @@ def _claim(body: bytes) -> ConnectorToken:
         return ConnectorToken(str(data["h"]), int(data["e"]), str(data["i"]))
     except (ValueError, KeyError, TypeError):
         raise TokenError("malformed token claim") from None
+
+
+def is_token_id(text: str) -> bool:
+    """Whether `text` has the form of a token id (tokens are stored nowhere to look it up)."""
+    return re.fullmatch(f"[0-9a-f]{{{2 * ID_BYTES}}}", text) is not None
 
 
 def read_claim(token: str) -> ConnectorToken:
