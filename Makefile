@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(MAKE) system-deps EXTRA_DEPS="$(BENCH_DEPS)"
 	$(BIN)/python -m bench.rules_bench
 	$(BIN)/python -m bench.gateway_bench
+	$(BIN)/python -m bench.steps_bench
 	$(BIN)/python -m bench.framing_bench
 	$(BIN)/python -m bench.tunnel_bench
 

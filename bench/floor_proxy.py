@@ -6,18 +6,135 @@ plain asyncio Protocols. No parsing beyond finding the ends of messages, no rule
 no limits: it is not a gateway, only a measure of what the language and event loop cost here,
 so the benchmark can tell the cost of hagate's checks from the cost of Python itself.
 
-Usage: python -m bench.floor_proxy STATE_DIR LISTEN_PORT UPSTREAM_PORT
+With STEPS (a comma-separated subset of `STEPS` below) it also does those of hagate's own
+per-request steps, in place, with hagate's code: bench/steps_bench.py uses this to measure what
+each step costs inside a running proxy, as opposed to in a loop of its own.
+
+Usage: python -m bench.floor_proxy STATE_DIR LISTEN_PORT UPSTREAM_PORT [STEPS]
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 import ssl
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvloop
+
+from hagate.gateway.http1 import (
+    RequestHead,
+    parse_request_head,
+    parse_response_head,
+    response_head_bytes,
+)
+from hagate.gateway.identity import NO_CERT, CertState, ClientCertificate, client_certificate
+from hagate.gateway.pages import reason_phrase
+from hagate.gateway.runner import build_gateway, load_setup
+from hagate.gateway.server import Exchange, new_request_id
+from hagate.gateway.tls import SNI_ATTR
+from hagate.geoip import Location
+from hagate.rules.request import request_fields
+from hagate.state import StateDir
+
+STEPS = ("parse", "rules", "forward-head", "response-head", "event-row", "log-line")
+# What ab sends: the request used in place of a parsed one when "parse" is off.
+SAMPLE_REQUEST = (
+    b"GET /small.txt HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: ha.test\r\n"
+    b"User-Agent: ApacheBench/2.3\r\nAccept: */*\r\n\r\n"
+)
+
+
+@dataclass
+class Conn:
+    """What the gateway knows of a client connection once TLS is up."""
+
+    client_ip: str
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    sni: str | None
+    cert: ClientCertificate | None
+    location: Location
+    port: int
+    exchange: Exchange | None = None
+    standing: CertState = field(default_factory=lambda: NO_CERT)
+
+
+class Steps:
+    """hagate's per-request steps, each on or off, done with hagate's own functions:
+    parse          - parse and vet the request head (the exchange record is always made)
+    rules          - the certificate's standing, the rule fields and the rule set's verdict
+    forward-head   - the head sent upstream (hop-by-hop fields out, X-Forwarded-* in)
+    response-head  - parse and vet the response head, and the head sent to the client
+    event          - the event row (to the event store's writer thread) and the log line
+    """
+
+    def __init__(self, state: Path, names: set[str]) -> None:
+        unknown = names - set(STEPS)
+        if unknown:
+            raise SystemExit(f"unknown steps: {', '.join(sorted(unknown))}")
+        st = StateDir(state)
+        self.setup = load_setup(st)
+        self.gateway, self.store = build_gateway(st, self.setup, "text")
+        if "event-row" not in names:
+            self.gateway.events = None
+            self.store.close()
+        if "log-line" not in names:
+            self.gateway.log = None
+        self.names = names
+        self.sample = parse_request_head(SAMPLE_REQUEST)
+
+    def connection(self, client_ip: str, sni: str | None, der: bytes | None, port: int) -> Conn:
+        ip = ipaddress.ip_address(client_ip)
+        cert = client_certificate(der, self.gateway.ca_cert) if der else None
+        return Conn(client_ip, ip, sni, cert, self.setup.geoip.lookup(ip), port)
+
+    def request(self, conn: Conn, raw: bytes) -> bytes:
+        """The bytes to send upstream for the request head `raw`."""
+        head: RequestHead = parse_request_head(raw) if "parse" in self.names else self.sample
+        ex = conn.exchange = Exchange(new_request_id(), conn.client_ip, location=conn.location)
+        ex.method, ex.path, ex.host = head.method, head.target.loggable, head.host
+        ex.user_agent = head.get("user-agent") or ""
+        if "rules" in self.names:
+            conn.standing = cert = conn.cert.state(self.gateway.inventory) if conn.cert else NO_CERT
+            loc = conn.location
+            values = request_fields(
+                client_ip=conn.ip,
+                method=head.method,
+                host=head.host,
+                target=head.target.uri,
+                headers=head.headers,
+                version=head.version,
+                port=conn.port,
+                asn=loc.asn,
+                country=loc.country,
+                continent=loc.continent,
+                tls=cert.fields,
+                timestamp=int(time.time()),
+                only=self.setup.ruleset.fields_used,
+            )
+            if self.setup.ruleset.evaluate(values).blocked:
+                raise SystemExit("the benchmark's request was blocked: check its certificate")
+        if "forward-head" in self.names:
+            return self.gateway._upstream_head(head, conn.client_ip)
+        return raw
+
+    def response(self, conn: Conn, head: bytes, body: bytes) -> bytes:
+        """The bytes to send the client for an upstream response."""
+        ex = conn.exchange
+        assert ex is not None
+        if "response-head" in self.names:
+            rhead = parse_response_head(head)
+            reason = rhead.reason or reason_phrase(rhead.status)
+            head = response_head_bytes(rhead, reason, True, False, False)
+        ex.status, ex.bytes_out = 200, len(body)
+        if self.gateway.events is not None or self.gateway.log is not None:
+            self.gateway._event(ex, conn.sni, conn.standing)
+        return head + body
+
 
 _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.I)
 _CLOSE = re.compile(rb"\r\nconnection:\s*close", re.I)
@@ -50,6 +167,8 @@ class Upstream(asyncio.Protocol):
         del self.buffer[:total]
         client, self.client = self.client, None
         close = bool(_CLOSE.search(response, 0, end))
+        if client.conn is not None and client.steps is not None:
+            response = client.steps.response(client.conn, response[: end + 4], response[end + 4 :])
         client.respond(response, close)
         if close:  # the upstream ends this connection too
             if self.transport is not None:
@@ -59,14 +178,24 @@ class Upstream(asyncio.Protocol):
 
 
 class Client(asyncio.Protocol):
-    def __init__(self, upstream_port: int, pool: list[Upstream]) -> None:
+    def __init__(self, upstream_port: int, pool: list[Upstream], steps: Steps | None) -> None:
         self.upstream_port = upstream_port
         self.pool = pool
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
+        self.steps = steps
+        self.conn: Conn | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.steps is not None:
+            sslobj = transport.get_extra_info("ssl_object")
+            self.conn = self.steps.connection(
+                transport.get_extra_info("peername")[0],
+                getattr(sslobj, SNI_ATTR, None),
+                sslobj.getpeercert(binary_form=True),
+                transport.get_extra_info("sockname")[1],
+            )
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -75,6 +204,8 @@ class Client(asyncio.Protocol):
             return
         request = bytes(self.buffer[: end + 4])
         del self.buffer[: end + 4]
+        if self.conn is not None and self.steps is not None:
+            request = self.steps.request(self.conn, request)
         while self.pool:
             up = self.pool.pop()
             if up.transport is not None and not up.transport.is_closing():
@@ -102,7 +233,7 @@ class Client(asyncio.Protocol):
                 self.transport.close()
 
 
-async def main(state: Path, port: int, upstream_port: int) -> None:
+async def main(state: Path, port: int, upstream_port: int, steps: Steps | None) -> None:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(state / "server.crt", state / "server.key")
     ctx.load_verify_locations(cafile=str(state / "ca.crt"))
@@ -111,11 +242,14 @@ async def main(state: Path, port: int, upstream_port: int) -> None:
     pool: list[Upstream] = []
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: Client(upstream_port, pool), "127.0.0.1", port, ssl=ctx, backlog=1024
+        lambda: Client(upstream_port, pool, steps), "127.0.0.1", port, ssl=ctx, backlog=1024
     )
     async with server:
         await server.serve_forever()
 
 
 if __name__ == "__main__":
-    uvloop.run(main(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])))
+    state = Path(sys.argv[1])
+    names = set(filter(None, sys.argv[4].split(","))) if len(sys.argv) > 4 else None
+    steps = Steps(state, names) if names is not None else None
+    uvloop.run(main(state, int(sys.argv[2]), int(sys.argv[3]), steps))

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
-from hagate.events.store import COLUMNS, EventStore, connect, read_events
+import pytest
+
+from hagate.events.store import COLUMNS, EventStore, connect, read_events, write_rows
 
 
 def row(i: int, t: float | None = None) -> dict[str, object]:
@@ -102,9 +108,6 @@ def test_record_is_safe_from_many_threads(tmp_path: Path) -> None:
 
 def test_several_processes_can_open_a_new_store_at_once(tmp_path: Path) -> None:
     """Gateway workers start together; none may fail on SQLite's WAL switch."""
-    import subprocess
-    import sys
-
     path = tmp_path / "events.sqlite3"
     # Every process waits for the same instant, then opens the store: a real collision.
     code = (
@@ -161,11 +164,104 @@ def test_every_column_round_trips_exactly(tmp_path: Path) -> None:
 def test_a_batch_larger_than_one_statement_holds_is_split_and_kept_whole(tmp_path: Path) -> None:
     # One INSERT carries at most SQLite's variable limit: lower the limit so a batch needs
     # several statements, and every row must still land once, in order.
-    store = EventStore(tmp_path / "events.sqlite3")
-    db = connect(store.path)
+    path = tmp_path / "events.sqlite3"
+    db = connect(path)
     db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 3 * len(COLUMNS) + 1)
-    store._write(db, [tuple(map(row(i).get, COLUMNS)) for i in range(10)])
+    assert write_rows(db, [tuple(map(row(i).get, COLUMNS)) for i in range(10)])
     db.close()
-    assert store.written == 10
-    rows = list(read_events(store.path))
+    rows = list(read_events(path))
     assert [r["request_id"] for r in rows] == [f"r{i}" for i in range(10)]
+
+
+def wait_for_rows(path: Path, count: int, seconds: float = 15) -> list[dict[str, object]]:
+    deadline = time.monotonic() + seconds
+    while True:
+        rows = list(read_events(path))
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
+
+
+def test_the_writer_is_a_process_that_ignores_stop_signals_until_its_rows_are_written(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C and systemd signal the whole process group: the writer must not die with rows
+    still to write; it ends when the gateway closes its socket."""
+    path = tmp_path / "events.sqlite3"
+    store = EventStore(path).start()
+    pid = store.writer_pid
+    assert pid is not None and pid != os.getpid()
+    store.record(row(0))
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
+    for i in range(1, 300):
+        store.record(row(i))
+    time.sleep(0.3)
+    assert store.writer_pid == pid  # still the same, living writer
+    store.close()
+    assert [r["request_id"] for r in read_events(path)] == [f"r{i}" for i in range(300)]
+    assert store.written == 300 and store.dropped == 0
+    with pytest.raises(ProcessLookupError):  # and it has ended
+        os.kill(pid, 0)
+
+
+def test_a_writer_that_dies_is_replaced_and_the_rows_recorded_meanwhile_land(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events.sqlite3"
+    said = io.StringIO()
+    store = EventStore(path, warn=said).start()
+    for i in range(10):
+        store.record(row(i))
+    assert len(wait_for_rows(path, 10)) == 10
+    first = store.writer_pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    for i in range(10, 20):
+        store.record(row(i))
+    rows = wait_for_rows(path, 20)
+    assert [r["request_id"] for r in rows] == [f"r{i}" for i in range(20)]
+    assert store.writer_pid not in (None, first)
+    store.close()
+    assert store.written == 20 and store.dropped == 0
+    assert said.getvalue() == ""
+
+
+def test_rows_handed_over_are_written_even_when_the_gateway_is_killed(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    code = (
+        "import os, signal, sys; from pathlib import Path; "
+        "from hagate.events.store import EventStore; "
+        "s = EventStore(Path(sys.argv[1])).start(); "
+        "[s.record({'time': 1e9 + i, 'request_id': f'r{i}', 'action': 'allow'}) "
+        " for i in range(1234)]; "
+        "s.flush(); print(s.writer_pid, flush=True); os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    writer = int(done.stdout)
+    rows = wait_for_rows(path, 1234)
+    assert [r["request_id"] for r in rows] == [f"r{i}" for i in range(1234)]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # with nobody left to write for, the writer ends
+        try:
+            os.kill(writer, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the writer outlived its gateway")
+
+
+def test_rows_too_large_for_one_message_are_split_and_all_land(tmp_path: Path) -> None:
+    """A batch of rows with long paths exceeds what one socket message carries."""
+    path = tmp_path / "events.sqlite3"
+    store = EventStore(path).start()
+    long_rows = [dict(row(i), path="/" + "a" * 60_000 + str(i)) for i in range(40)]
+    for r in long_rows:
+        store.record(r)
+    store.close()
+    assert [r["path"] for r in read_events(path)] == [r["path"] for r in long_rows]
+    assert store.dropped == 0

@@ -1,0 +1,113 @@
+"""The event writer process: rows from the gateway's socket into SQLite.
+
+    python -m hagate.events.writer FD PATH RETENTION_DAYS CAPACITY
+
+Rules:
+  1. A reader thread takes every message off the socket at once, so the gateway's socket
+     never fills while SQLite is slow; it holds at most CAPACITY rows, and drops past that.
+  2. The main thread writes what the reader holds, one transaction at a time, then reports
+     (written, dropped) on the socket. Retention runs at start and every hour.
+  3. SIGINT and SIGTERM are ignored: the writer ends when the gateway closes its end of the
+     socket (or dies), after writing everything it holds, with a last report.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import marshal
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from hagate.events.store import (
+    BATCH,
+    MAX_MESSAGE,
+    RETENTION_EVERY,
+    STOP_SIGNALS,
+    connect,
+    purge,
+    write_rows,
+)
+
+
+class Writer:
+    def __init__(self, sock: socket.socket, path: Path, retention_days: int, capacity: int):
+        self.sock = sock
+        self.path = path
+        self.retention_days = retention_days
+        self.capacity = capacity
+        self.held: collections.deque[tuple[Any, ...]] = collections.deque()
+        self.written = self.dropped = 0
+        self.ended = False
+        self.wake = threading.Event()
+
+    def read(self) -> None:
+        held = self.held
+        buffer = bytearray(MAX_MESSAGE)
+        view = memoryview(buffer)
+        try:
+            while size := self.sock.recv_into(buffer):
+                rows = marshal.loads(view[:size])
+                room = self.capacity - len(held)
+                if len(rows) > room:
+                    self.dropped += len(rows) - max(room, 0)
+                    rows = rows[: max(room, 0)]
+                held.extend(rows)
+                self.wake.set()
+        except OSError:
+            pass
+        self.ended = True
+        self.wake.set()
+
+    def run(self) -> None:
+        db = connect(self.path)
+        purge(db, self.retention_days)
+        purged_at = time.monotonic()
+        threading.Thread(target=self.read, name="hagate-events-reader", daemon=True).start()
+        held = self.held
+        try:
+            while True:
+                self.wake.wait(RETENTION_EVERY)
+                self.wake.clear()
+                ended = self.ended
+                while held:
+                    batch = [held.popleft() for _ in range(min(len(held), BATCH))]
+                    if write_rows(db, batch):
+                        self.written += len(batch)
+                    else:
+                        self.dropped += len(batch)
+                self.report(last=ended)
+                if ended:
+                    return
+                if time.monotonic() - purged_at > RETENTION_EVERY:
+                    purge(db, self.retention_days)
+                    purged_at = time.monotonic()
+        finally:
+            db.close()
+
+    def report(self, last: bool = False) -> None:
+        """Counts so far, to the gateway. Reports are cumulative, so one that finds the socket
+        full is skipped; the last one waits (the gateway is reading until the end)."""
+        with contextlib.suppress(OSError):  # the gateway is gone: nobody to tell
+            self.sock.send(
+                marshal.dumps((self.written, self.dropped)), 0 if last else socket.MSG_DONTWAIT
+            )
+
+
+def main(argv: list[str]) -> None:
+    # Started with these blocked (see EventStore._spawn): ignore them, then let them in.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    fd, path, retention_days, capacity = argv
+    sock = socket.socket(fileno=int(fd))
+    Writer(sock, Path(path), int(retention_days), int(capacity)).run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
