@@ -23,9 +23,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 import uvloop
 
+from hagate.events.store import EVENTS_NAME, EventStore
 from hagate.gateway.http1 import (
     RequestHead,
     parse_request_head,
@@ -41,7 +43,7 @@ from hagate.geoip import Location
 from hagate.rules.request import request_fields
 from hagate.state import StateDir
 
-STEPS = ("parse", "rules", "forward-head", "response-head", "event-row", "log-line")
+STEPS = ("parse", "rules", "forward-head", "response-head", "event")
 # What ab sends: the request used in place of a parsed one when "parse" is off.
 SAMPLE_REQUEST = (
     b"GET /small.txt HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: ha.test\r\n"
@@ -72,18 +74,20 @@ class Steps:
     event          - the event row (to the event store's writer thread) and the log line
     """
 
-    def __init__(self, state: Path, names: set[str]) -> None:
+    def __init__(
+        self, state: Path, names: set[str], log_to: IO[Any] | None = None, capacity: int = 10_000
+    ) -> None:
         unknown = names - set(STEPS)
         if unknown:
             raise SystemExit(f"unknown steps: {', '.join(sorted(unknown))}")
         st = StateDir(state)
         self.setup = load_setup(st)
-        self.gateway, self.store = build_gateway(st, self.setup, "text")
-        if "event-row" not in names:
-            self.gateway.events = None
-            self.store.close()
-        if "log-line" not in names:
-            self.gateway.log = None
+        self.store = (
+            EventStore(st / EVENTS_NAME, capacity=capacity, log_format="text", log_to=log_to)
+            if "event" in names
+            else None
+        )
+        self.gateway = build_gateway(st, self.setup, self.store and self.store.start())
         self.names = names
         self.sample = parse_request_head(SAMPLE_REQUEST)
 
@@ -131,7 +135,7 @@ class Steps:
             reason = rhead.reason or reason_phrase(rhead.status)
             head = response_head_bytes(rhead, reason, True, False, False)
         ex.status, ex.bytes_out = 200, len(body)
-        if self.gateway.events is not None or self.gateway.log is not None:
+        if "event" in self.names:
             self.gateway._event(ex, conn.sni, conn.standing)
         return head + body
 

@@ -1,23 +1,13 @@
-"""The log line per request: written at once, flushed once per event-loop turn."""
+"""The log line per request: made from the event row, written by the event writer process."""
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
+import time
+from pathlib import Path
 
-from hagate.gateway.runner import log_writer
-
-
-class CountingOut(io.StringIO):
-    def __init__(self) -> None:
-        super().__init__()
-        self.flushes = 0
-
-    def flush(self) -> None:
-        self.flushes += 1
-        super().flush()
-
+from hagate.events.logline import json_line, text_formatter
+from hagate.events.store import EventStore, connect, read_events
 
 ROW = {
     "time": 0.0,
@@ -30,32 +20,44 @@ ROW = {
 }
 
 
-def test_lines_of_one_loop_turn_share_a_flush() -> None:
-    out = CountingOut()
-    log = log_writer("json", out)
-
-    async def main() -> None:
-        for _ in range(3):
-            log(ROW)
-        assert out.flushes == 0  # not yet: the loop has not turned
-        await asyncio.sleep(0)
-        assert out.flushes == 1
-        log(ROW)
-        await asyncio.sleep(0)
-        assert out.flushes == 2  # a lone line is flushed on the next turn too
-
-    asyncio.run(main())
-    lines = out.getvalue().splitlines()
-    assert len(lines) == 4
-    assert json.loads(lines[0]) == {k: v for k, v in ROW.items() if v is not None}
+def test_a_json_line_is_the_row_without_empty_fields() -> None:
+    line = json_line(ROW)
+    assert line.endswith("\n") and "\n" not in line[:-1]
+    assert json.loads(line) == {k: v for k, v in ROW.items() if v is not None}
 
 
-def test_without_a_loop_each_line_is_flushed_at_once() -> None:
-    out = CountingOut()
-    log = log_writer("text", out)
-    log(ROW)
-    assert out.flushes == 1
-    assert "127.0.0.1" in out.getvalue() and "allow" in out.getvalue()
+def test_the_writer_says_each_row_as_it_arrives_even_while_sqlite_is_stalled(
+    tmp_path: Path,
+) -> None:
+    """Log shippers get their lines when SQLite cannot write (its lock held, a slow disk)."""
+    path = tmp_path / "events.sqlite3"
+    out_path = tmp_path / "stdout.log"
+    with out_path.open("wb") as out:
+        store = EventStore(path, log_format="json", log_to=out).start()
+    blocker = connect(path)
+    blocker.execute("BEGIN IMMEDIATE")
+    sent = [{**ROW, "request_id": f"r{i}", "time": time.time()} for i in range(30)]
+    for row in sent:
+        store.record(row)
+    deadline = time.monotonic() + 10
+    while len(out_path.read_text().splitlines()) < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    said = [json.loads(line) for line in out_path.read_text().splitlines()]
+    assert [line["request_id"] for line in said] == [f"r{i}" for i in range(30)]
+    assert said[0] == {k: v for k, v in sent[0].items() if v is not None}
+    blocker.rollback()  # SQLite had none of them yet: the lines did not wait for it
+    blocker.close()
+    store.close(timeout=15)
+    assert [r["request_id"] for r in read_events(path)] == [f"r{i}" for i in range(30)]
+
+
+def test_no_log_format_no_lines(tmp_path: Path) -> None:
+    out_path = tmp_path / "stdout.log"
+    with out_path.open("wb") as out:
+        store = EventStore(tmp_path / "events.sqlite3", log_to=out).start()
+    store.record(ROW)
+    store.close()
+    assert out_path.read_bytes() == b"" and len(list(read_events(tmp_path / "events.sqlite3"))) == 1
 
 
 def test_request_ids_are_unique_across_forked_workers() -> None:
@@ -83,14 +85,12 @@ def test_request_ids_are_unique_across_forked_workers() -> None:
 
 
 def test_a_text_line_says_what_happened_and_when() -> None:
-    out = CountingOut()
-    log = log_writer("text", out)
+    line = text_formatter()
     first = 1_800_000_000.25  # 2027-01-15T08:00:00Z
-    log({**ROW, "time": first, "rule": "No certificate", "cert_name": None, "reason": "x y"})
-    log({**ROW, "time": first + 0.5})
-    log({**ROW, "time": first + 61})  # a later second gets its own timestamp
-    a, b, c = out.getvalue().splitlines()
+    a = line({**ROW, "time": first, "rule": "No certificate", "cert_name": None, "reason": "x y"})
+    b = line({**ROW, "time": first + 0.5})
+    c = line({**ROW, "time": first + 61})  # a later second gets its own timestamp
     assert a.startswith('2027-01-15T08:00:00Z 127.0.0.1 "')
-    assert a.endswith(' rule="No certificate" reason="x y"')
+    assert a.endswith(' rule="No certificate" reason="x y"\n')
     assert b.startswith("2027-01-15T08:00:00Z ")
     assert c.startswith("2027-01-15T08:01:01Z ")

@@ -1,4 +1,5 @@
-"""The event store: SQLite in WAL mode, written by a separate writer process.
+"""The event store: SQLite in WAL mode, written by a separate writer process, which also
+writes the log line per request.
 
 Rules:
   1. `record()` never blocks and never raises: it appends the row to a queue in memory. Full
@@ -40,7 +41,7 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from itertools import chain
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 EVENTS_NAME = "events.sqlite3"
 COLUMNS = (
@@ -147,8 +148,14 @@ class EventStore:
         retention_days: int = 30,
         capacity: int = 10_000,
         warn: TextIO = sys.stderr,
+        log_format: str = "none",
+        log_to: IO[Any] | None = None,
     ) -> None:
+        """`log_format` (text or json) has the writer write a log line per row on `log_to`
+        (by default this process's stdout)."""
         self.path = path
+        self.log_format = log_format
+        self.log_to = log_to
         self.retention_days = retention_days
         self.capacity = capacity
         self.pending: collections.deque[tuple[Any, ...]] = collections.deque()
@@ -203,9 +210,11 @@ class EventStore:
                         str(self.path),
                         str(self.retention_days),
                         str(self.capacity),
+                        self.log_format,
                     ],
                     pass_fds=[theirs.fileno()],
                     stdin=subprocess.DEVNULL,
+                    stdout=self.log_to,
                 )
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)

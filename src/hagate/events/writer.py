@@ -1,10 +1,12 @@
-"""The event writer process: rows from the gateway's socket into SQLite.
+"""The event writer process: rows from the gateway's socket into SQLite, and log lines.
 
-    python -m hagate.events.writer FD PATH RETENTION_DAYS CAPACITY
+    python -m hagate.events.writer FD PATH RETENTION_DAYS CAPACITY LOG_FORMAT
 
 Rules:
   1. A reader thread takes every message off the socket at once, so the gateway's socket
-     never fills while SQLite is slow; it holds at most CAPACITY rows, and drops past that.
+     never fills while SQLite is slow. It writes each row's log line on stdout (LOG_FORMAT
+     `text` or `json`; `none` for no lines) as the rows arrive, so a slow disk does not hold
+     the lines back, then keeps the rows for SQLite: at most CAPACITY, and drops past that.
   2. The main thread writes what the reader holds, one transaction at a time, then reports
      (written, dropped) on the socket. Retention runs at start and every hour.
   3. SIGINT and SIGTERM are ignored: the writer ends when the gateway closes its end of the
@@ -21,11 +23,14 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from hagate.events.logline import LOG_FORMATS, line_maker
 from hagate.events.store import (
     BATCH,
+    COLUMNS,
     MAX_MESSAGE,
     RETENTION_EVERY,
     STOP_SIGNALS,
@@ -36,8 +41,18 @@ from hagate.events.store import (
 
 
 class Writer:
-    def __init__(self, sock: socket.socket, path: Path, retention_days: int, capacity: int):
+    def __init__(
+        self,
+        sock: socket.socket,
+        path: Path,
+        retention_days: int,
+        capacity: int,
+        log_format: str,
+        out: IO[bytes],
+    ):
         self.sock = sock
+        self.line = line_maker(log_format) if log_format in LOG_FORMATS else None
+        self.out = out
         self.path = path
         self.retention_days = retention_days
         self.capacity = capacity
@@ -53,6 +68,8 @@ class Writer:
         try:
             while size := self.sock.recv_into(buffer):
                 rows = marshal.loads(view[:size])
+                if self.line is not None:
+                    self.say(rows, self.line)
                 room = self.capacity - len(held)
                 if len(rows) > room:
                     self.dropped += len(rows) - max(room, 0)
@@ -64,11 +81,18 @@ class Writer:
         self.ended = True
         self.wake.set()
 
+    def say(self, rows: list[tuple[Any, ...]], line: Callable[[Mapping[str, Any]], str]) -> None:
+        text = "".join([line(dict(zip(COLUMNS, row, strict=True))) for row in rows])
+        with contextlib.suppress(OSError, ValueError):  # stdout closed: the rows still count
+            self.out.write(text.encode("utf-8", "backslashreplace"))
+            self.out.flush()
+
     def run(self) -> None:
+        # Reading (and saying the lines) starts first: SQLite may be busy from the start.
+        threading.Thread(target=self.read, name="hagate-events-reader", daemon=True).start()
         db = connect(self.path)
         purge(db, self.retention_days)
         purged_at = time.monotonic()
-        threading.Thread(target=self.read, name="hagate-events-reader", daemon=True).start()
         held = self.held
         try:
             while True:
@@ -104,9 +128,10 @@ def main(argv: list[str]) -> None:
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    fd, path, retention_days, capacity = argv
+    fd, path, retention_days, capacity, log_format = argv
     sock = socket.socket(fileno=int(fd))
-    Writer(sock, Path(path), int(retention_days), int(capacity)).run()
+    out = sys.stdout.buffer
+    Writer(sock, Path(path), int(retention_days), int(capacity), log_format, out).run()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Running the gateway: sockets, worker processes, signals, the log line per request.
+"""Running the gateway: sockets, worker processes, signals.
 
 - `--workers N` forks N processes, each with its own SO_REUSEPORT socket on the same port,
   so the kernel spreads connections over every core. One worker runs in-process.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import os
 import signal
 import socket
@@ -19,7 +18,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
 from hagate.config import Config, load_config, parse_listen
 from hagate.errors import HagateError
@@ -40,57 +39,6 @@ def load_setup(state: StateDir) -> Setup:
     return Setup(cfg, ruleset_from_config(cfg), GeoIP(cfg.asn_db, cfg.country_db))
 
 
-def log_writer(fmt: str, out: TextIO = sys.stdout) -> Callable[[dict[str, Any]], None]:
-    """A function that writes one log line per request.
-
-    Lines are flushed once per event-loop turn rather than one by one: under load, the lines
-    of many requests leave in one write; when idle, a line still leaves at once.
-    """
-    scheduled = False
-
-    def flush() -> None:
-        nonlocal scheduled
-        scheduled = False
-        with contextlib.suppress(OSError, ValueError):
-            out.flush()
-
-    def flush_soon() -> None:
-        nonlocal scheduled
-        if scheduled:
-            return
-        try:
-            asyncio.get_running_loop().call_soon(flush)
-            scheduled = True
-        except RuntimeError:  # no loop running: flush now
-            flush()
-
-    def as_json(row: dict[str, Any]) -> None:
-        out.write(json.dumps({k: v for k, v in row.items() if v is not None}) + "\n")
-        flush_soon()
-
-    second, stamp = -1, ""
-
-    def as_text(row: dict[str, Any]) -> None:
-        nonlocal second, stamp
-        if int(row["time"]) != second:  # one timestamp text per second
-            second = int(row["time"])
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
-        rule, cert, reason = row.get("rule"), row.get("cert_name"), row.get("reason")
-        extra = (
-            (f' rule="{rule}"' if rule else "")
-            + (f' cert_name="{cert}"' if cert else "")
-            + (f' reason="{reason}"' if reason else "")
-        )
-        out.write(
-            f'{stamp} {row["client_ip"]} "{row.get("method") or "-"} {row.get("path") or "-"}" '
-            f"{row.get('status') or '-'} {row['action']} {row.get('bytes_out') or 0}B "
-            f"{row['duration_ms']}ms id={row['request_id']}{extra}\n"
-        )
-        flush_soon()
-
-    return as_json if fmt == "json" else as_text
-
-
 async def serve_socket(
     state: StateDir,
     setup: Setup,
@@ -103,17 +51,14 @@ async def serve_socket(
     sock.close()
 
 
-def build_gateway(state: StateDir, setup: Setup, log_format: str) -> tuple[Gateway, EventStore]:
-    events = EventStore(state / EVENTS_NAME, setup.config.retention_days).start()
-    gateway = Gateway(
+def build_gateway(state: StateDir, setup: Setup, events: EventStore | None) -> Gateway:
+    return Gateway(
         setup,
         server_context(state),
         Inventory(state / INVENTORY_NAME),
         load_cert(state / CA_CERT),
         events,
-        log_writer(log_format),
     )
-    return gateway, events
 
 
 async def run_gateway(
@@ -125,7 +70,9 @@ async def run_gateway(
 ) -> None:
     """Run a gateway fed by `feed` (an accept loop, or a connector) until SIGTERM."""
     loop = asyncio.get_running_loop()
-    gateway, events = build_gateway(state, setup, log_format)
+    # The event store's writer process also writes the log line of each request.
+    events = EventStore(state / EVENTS_NAME, setup.config.retention_days, log_format=log_format)
+    gateway = build_gateway(state, setup, events.start())
     stop = asyncio.Event()
 
     def reload() -> None:

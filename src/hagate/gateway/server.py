@@ -21,9 +21,8 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography import x509
 
@@ -134,14 +133,12 @@ class Gateway:
         inventory: Inventory,
         ca_cert: x509.Certificate,
         events: EventStore | None = None,
-        log: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.setup = setup
         self.ssl = ssl_context
         self.inventory = inventory
         self.ca_cert = ca_cert
         self.events = events
-        self.log = log
         settings = setup.config.gateway
         self.pool = UpstreamPool(setup.config.upstream, settings.connect_timeout)
         self.closing = False
@@ -746,10 +743,8 @@ class Gateway:
             "duration_ms": round((time.monotonic() - ex.started) * 1000, 3),
             "reason": ex.reason,
         }
-        if self.events is not None:
+        if self.events is not None:  # its writer also writes the log line
             self.events.record(row)
-        if self.log is not None:
-            self.log(row)
 
 
 def _body_error(task: asyncio.Task[None] | None) -> BodyError | None:
