@@ -180,3 +180,39 @@ def test_a_read_of_everything_buffered_is_not_changed_by_later_data() -> None:
         assert await ch.read(4) == b"0123" and await ch.read(100) == b"456789"
 
     run(test)
+
+
+def test_take_and_take_until_answer_from_the_buffer_without_waiting() -> None:
+    async def test(ch: Channel, peer: socket.socket) -> None:
+        assert ch.take(10) is None and ch.take_until(b"\r\n\r\n", 100) is None
+        peer.sendall(b"GET / HTTP/1.1\r\n\r\nbody")
+        assert await ch.wait_data(ch.deadline(5))
+        while b"body" not in ch.buffer:
+            await asyncio.sleep(0.01)
+        assert ch.take_until(b"\r\n\r\n", 100) == b"GET / HTTP/1.1\r\n\r\n"
+        assert ch.take_until(b"\r\n\r\n", 100) is None  # nothing more, and nothing consumed
+        assert ch.take(2) == b"bo" and ch.take(10) == b"dy"
+        peer.sendall(b"x" * 50 + b"\r\n\r\n")
+        while len(ch.buffer) < 54:
+            await asyncio.sleep(0.01)
+        with pytest.raises(LimitOverrun):
+            ch.take_until(b"\r\n\r\n", 20)
+        peer.shutdown(socket.SHUT_WR)
+        assert await ch.read(100) == b"x" * 50 + b"\r\n\r\n"
+        while not ch.eof:
+            await asyncio.sleep(0.01)
+        assert ch.take(10) == b""  # at EOF: empty, not None
+
+    run(test)
+
+
+def test_a_separator_split_across_arrivals_is_found() -> None:
+    async def test(ch: Channel, peer: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        peer.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r")
+        loop.call_later(0.05, peer.sendall, b"\nrest")
+        assert await ch.readuntil(b"\r\n\r\n", 100, ch.deadline(5)) == (
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+        )
+
+    run(test)

@@ -158,6 +158,27 @@ class Channel(asyncio.Protocol):
             await self._wait(deadline)
         return True
 
+    def take(self, n: int) -> bytes | bytearray | None:
+        """`read` without waiting: up to `n` buffered bytes, or None when none are buffered
+        (and not at EOF). Saves a coroutine when the bytes are already here."""
+        if not self.buffer:
+            return b"" if self.eof else None
+        return self._take(n)
+
+    def take_until(self, sep: bytes, limit: int, start: int = 0) -> bytes | None:
+        """`readuntil` without waiting: None unless `sep` is already buffered (searched from
+        `start`)."""
+        i = self.buffer.find(sep, start)
+        if i < 0:
+            return None
+        end = i + len(sep)
+        if end > limit:
+            raise LimitOverrun
+        data = bytes(self.buffer[:end])
+        del self.buffer[:end]
+        self._consumed()
+        return data
+
     async def read(self, n: int, deadline: float | None = None) -> bytes | bytearray:
         """Up to `n` bytes, waiting for at least one; b"" at EOF. When that is everything
         buffered, the buffer itself is handed over (no copy): the caller owns it."""
@@ -166,6 +187,10 @@ class Channel(asyncio.Protocol):
             if self.eof:
                 return b""
             await self._wait(deadline)
+        return self._take(n)
+
+    def _take(self, n: int) -> bytes | bytearray:
+        buf = self.buffer
         data: bytes | bytearray
         if len(buf) <= n:
             data = buf
@@ -193,23 +218,17 @@ class Channel(asyncio.Protocol):
 
     async def readuntil(self, sep: bytes, limit: int, deadline: float | None = None) -> bytes:
         """Bytes up to and including `sep`, at most `limit` of them (else LimitOverrun)."""
-        buf = self.buffer
         start = 0
         while True:
-            i = buf.find(sep, start)
-            if i >= 0:
-                end = i + len(sep)
-                if end > limit:
-                    raise LimitOverrun
-                data = bytes(buf[:end])
-                del buf[:end]
-                self._consumed()
+            data = self.take_until(sep, limit, start)
+            if data is not None:
                 return data
+            buf = self.buffer
             if len(buf) >= limit:
                 raise LimitOverrun
             if self.eof:
                 raise asyncio.IncompleteReadError(bytes(buf), None)
-            start = max(0, len(buf) - len(sep) + 1)
+            start = max(0, len(buf) - len(sep) + 1)  # a slow sender is not searched again
             await self._wait(deadline)
 
     def at_eof(self) -> bool:

@@ -251,6 +251,9 @@ class Gateway:
         except TimeoutError:
             return None
         try:
+            head = client.take_until(b"\r\n\r\n", settings.max_header_bytes)
+            if head is not None:  # the whole head came at once, as it usually does
+                return head
             return await client.readuntil(
                 b"\r\n\r\n", settings.max_header_bytes, client.deadline(settings.header_timeout)
             )
@@ -513,7 +516,10 @@ class Gateway:
         attempts = 1 if head.has_body else 2  # a stale pooled connection gets one retry
         body_task: asyncio.Task[None] | None = None
         for attempt in range(attempts):
-            up, reused = await self.pool.acquire(fresh=attempt > 0)
+            # A pooled connection without a wait; a stale one gets one retry on a new one.
+            pooled = self.pool.pooled() if attempt == 0 else None
+            reused = pooled is not None
+            up = pooled if pooled is not None else await self.pool.connect()
             try:
                 up.write(upstream_head)
                 body_task = (
@@ -658,7 +664,9 @@ class Gateway:
                 # reached the client yet: an upstream that stops here still gets a 502 or 504.
                 timeout = self.setup.config.gateway.response_timeout
                 try:
-                    data = await up.read(min(CHUNK, remaining), up.deadline(timeout))
+                    data = up.take(min(CHUNK, remaining))
+                    if data is None:
+                        data = await up.read(min(CHUNK, remaining), up.deadline(timeout))
                 except TimeoutError:
                     raise UpstreamError(
                         504, "Home Assistant did not send the body in time"

@@ -32,14 +32,18 @@ class UpstreamPool:
         self.max_idle = max_idle
         self.idle: list[Channel] = []
 
-    async def acquire(self, fresh: bool = False) -> tuple[Channel, bool]:
-        """A connection and whether it was reused (a reused one may have gone stale)."""
-        while self.idle and not fresh:
+    def pooled(self) -> Channel | None:
+        """An idle kept-alive connection, if there is one (it may have gone stale)."""
+        while self.idle:
             conn = self.idle.pop()
             if conn.is_closing() or conn.eof or conn.buffer:
                 conn.close()  # closed, or sent bytes nobody asked for: not to be trusted
                 continue
-            return conn, True
+            return conn
+        return None
+
+    async def connect(self) -> Channel:
+        """A new connection."""
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
@@ -52,7 +56,7 @@ class UpstreamPool:
             raise UpstreamError(
                 502, f"cannot connect to Home Assistant: {e.strerror or e}"
             ) from None
-        return conn, False
+        return conn
 
     def release(self, conn: Channel) -> None:
         if len(self.idle) < self.max_idle and not conn.is_closing() and not conn.eof:
