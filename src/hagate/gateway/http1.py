@@ -247,6 +247,7 @@ class ResponseHead:
     keep_alive: bool
     connection_tokens: frozenset[str] = field(default_factory=frozenset)
     length_header: bool = False  # a Content-Length line is present (ignored when chunked)
+    end_to_end: str = ""  # `block` without its hop-by-hop lines
 
     @functools.cached_property
     def headers(self) -> list[tuple[str, str]]:
@@ -256,11 +257,12 @@ class ResponseHead:
         return header_value(self.headers, name)
 
 
-# Header lines that decide framing and connection handling: found without splitting the rest.
-_FRAMING_LINE = re.compile(
-    r"^(content-length|transfer-encoding|connection):[ \t]*([^\r]*)\r\n", re.I | re.M
+# The header lines framing reads and the head sent on may leave out: hop-by-hop fields and
+# Content-Length, found in one pass without splitting the other lines.
+_HOP_OR_LENGTH_LINE = re.compile(
+    r"^(" + "|".join(sorted(HOP_BY_HOP | {"content-length"})) + r"):[ \t]*([^\r]*)\r\n",
+    re.I | re.M,
 )
-_HOP_BY_HOP_LINE = re.compile(r"^(?:" + "|".join(sorted(HOP_BY_HOP)) + r"):[^\r]*\r\n", re.I | re.M)
 
 
 def parse_response_head(head: bytes, max_headers: int = 200) -> ResponseHead:
@@ -272,12 +274,16 @@ def parse_response_head(head: bytes, max_headers: int = 200) -> ResponseHead:
     lengths: list[str] = []
     codings: list[str] = []
     conn: set[str] = set()
-    for name, value in _FRAMING_LINE.findall(block):
-        value = value.rstrip(" \t")
-        n = name.lower()
+    kept: list[str] = []  # the block's pieces between hop-by-hop lines
+    at = 0
+    for line in _HOP_OR_LENGTH_LINE.finditer(block):
+        n, value = line.group(1).lower(), line.group(2).rstrip(" \t")
         if n == "content-length":
             lengths.append(value)
-        elif n == "transfer-encoding":
+            continue
+        kept.append(block[at : line.start()])
+        at = line.end()
+        if n == "transfer-encoding":
             codings.append(value.lower())
         elif n == "connection":
             conn.update(t.strip().lower() for t in value.split(","))
@@ -299,6 +305,7 @@ def parse_response_head(head: bytes, max_headers: int = 200) -> ResponseHead:
         keep_alive,
         frozenset(conn),
         bool(lengths),
+        "".join(kept) + block[at:] if at else block,
     )
 
 
@@ -309,12 +316,11 @@ def response_head_bytes(
     those the upstream's Connection names are dropped, Content-Length too when `drop_length`,
     then Transfer-Encoding (when `rechunk`) and Connection are the gateway's own."""
     if rhead.connection_tokens <= HOP_BY_HOP and not (drop_length and rhead.length_header):
-        # Nothing to drop beyond the hop-by-hop fields: one substitution over the block.
-        block = _HOP_BY_HOP_LINE.sub("", rhead.block)
+        # Nothing to drop beyond the hop-by-hop fields, which parsing has already cut out.
         te = "Transfer-Encoding: chunked\r\n" if rechunk else ""
         conn = "keep-alive" if keep_alive else "close"
         return (
-            f"HTTP/1.1 {rhead.status} {reason}\r\n{block}{te}Connection: {conn}\r\n\r\n"
+            f"HTTP/1.1 {rhead.status} {reason}\r\n{rhead.end_to_end}{te}Connection: {conn}\r\n\r\n"
         ).encode("latin-1")
     return response_head_bytes_by_field(rhead, reason, keep_alive, rechunk, drop_length)
 
