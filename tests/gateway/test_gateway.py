@@ -393,7 +393,7 @@ def test_a_websocket_open_at_shutdown_still_gets_its_event(gw: Gateway) -> None:
 
 def test_events_and_log_lines_describe_each_decision(gw: Gateway) -> None:
     gw.request("/api/", cert="phone", headers={"User-Agent": "curl/8"})
-    gw.request("/api/", headers={"User-Agent": "nobody"})
+    page = gw.request("/api/", headers={"User-Agent": "nobody"})
     events = gw.events()
     ok = next(e for e in events if e["action"] == "allow")
     blocked = next(e for e in events if e["action"] == "block")
@@ -402,6 +402,7 @@ def test_events_and_log_lines_describe_each_decision(gw: Gateway) -> None:
     assert len(ok["cert_sha256"]) == 64 and ok["duration_ms"] >= 0 and ok["request_id"]
     assert blocked["rule"] == "Require a client certificate" and blocked["status"] == 403
     assert blocked["reason"] == "no client certificate was presented"
+    assert blocked["bytes_out"] == len(page.body) > 0  # the gateway's own page counts as sent
     lines = gw.log_lines()
     assert {line["request_id"] for line in lines} >= {ok["request_id"], blocked["request_id"]}
 

@@ -289,10 +289,12 @@ class Gateway:
     ) -> None:
         ex.status, ex.action, ex.reason = status, "refused", reason
         with contextlib.suppress(Exception):
-            client.write(
+            self._write_page(
+                client,
+                ex,
                 page(
                     status, reason_phrase(status), reason, ex.request_id, as_html, keep_alive=False
-                )
+                ),
             )
             await asyncio.wait_for(client.drain(), 5)
         self._event(ex, sni=sni, cert=NO_CERT)
@@ -333,7 +335,9 @@ class Gateway:
                 "refused",
                 f"Host {head.host!r} does not match the TLS name {expected!r}",
             )
-            client.write(
+            self._write_page(
+                client,
+                ex,
                 page(
                     421,
                     "Wrong address",
@@ -342,7 +346,7 @@ class Gateway:
                     wants_html,
                     keep_alive=False,
                     body_allowed=head.method != "HEAD",
-                )
+                ),
             )
             self._event(ex, sni, cert)  # before the drain: a client gone by then keeps its row
             await client.drain()
@@ -390,7 +394,9 @@ class Gateway:
                     if e.status == 504
                     else "Home Assistant cannot be reached"
                 )
-                client.write(
+                self._write_page(
+                    client,
+                    ex,
                     page(
                         e.status,
                         title,
@@ -399,14 +405,16 @@ class Gateway:
                         ex.request_id,
                         wants_html,
                         keep_alive=False,
-                    )
+                    ),
                 )
                 await client.drain()
             keep = False
         except BodyError as e:
             ex.status, ex.action, ex.reason = e.status, "refused", str(e)
             with contextlib.suppress(Exception):
-                client.write(
+                self._write_page(
+                    client,
+                    ex,
                     page(
                         e.status,
                         reason_phrase(e.status),
@@ -414,7 +422,7 @@ class Gateway:
                         ex.request_id,
                         wants_html,
                         keep_alive=False,
-                    )
+                    ),
                 )
                 await client.drain()
             keep = False
@@ -468,7 +476,9 @@ class Gateway:
         if rule.response:
             message, hint = rule.response, ""
         ex.reason = cert.problem if mentions_cert else None
-        client.write(
+        self._write_page(
+            client,
+            ex,
             page(
                 decision.status,
                 title,
@@ -478,7 +488,7 @@ class Gateway:
                 keep,
                 hint,
                 body_allowed=head.method != "HEAD",
-            )
+            ),
         )
         await client.drain()
 
@@ -723,6 +733,11 @@ class Gateway:
             for t in tasks:
                 t.cancel()
             up.close()
+
+    def _write_page(self, client: Channel, ex: Exchange, response: bytes) -> None:
+        """Send one of the gateway's own pages; its body counts as the bytes sent."""
+        client.write(response)
+        ex.bytes_out += len(response) - response.find(b"\r\n\r\n") - 4
 
     # -- events and logs --------------------------------------------------------------------
 
