@@ -185,15 +185,15 @@ def wait_for_rows(path: Path, count: int, seconds: float = 15) -> list[dict[str,
 def test_the_writer_is_a_process_that_ignores_stop_signals_until_its_rows_are_written(
     tmp_path: Path,
 ) -> None:
-    """Ctrl-C and systemd signal the whole process group: the writer must not die with rows
-    still to write; it ends when the gateway closes its socket."""
+    """Ctrl-C, a closed terminal and systemd signal the whole process group: the writer must
+    not die with rows still to write; it ends when the gateway closes its socket."""
     path = tmp_path / "events.sqlite3"
     store = EventStore(path).start()
     pid = store.writer_pid
     assert pid is not None and pid != os.getpid()
     store.record(row(0))
-    os.kill(pid, signal.SIGTERM)
-    os.kill(pid, signal.SIGINT)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        os.kill(pid, sig)
     for i in range(1, 300):
         store.record(row(i))
     time.sleep(0.3)

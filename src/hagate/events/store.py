@@ -14,10 +14,10 @@ Rules:
      process, whose SQLite work runs on another core). It writes each message in one
      transaction with multi-row INSERTs, holds up to `capacity` rows of its own while SQLite
      is slow, and runs retention (rows older than `retention_days`) at start and hourly.
-  3. `close()` hands over every queued row and waits for the writer to write them. The writer
-     ignores SIGINT and SIGTERM and ends when its socket closes, so stopping the gateway
-     (Ctrl-C, systemd) never loses the rows already recorded. A writer that dies is
-     restarted, and the rows it held are counted as dropped.
+  3. `close()` hands over every queued row and waits for the writer to write them. The
+     writer ignores SIGINT, SIGTERM and SIGHUP and ends when its socket closes, so stopping
+     the gateway (Ctrl-C, a closed terminal, systemd) never loses the rows already recorded.
+     A writer that dies is restarted, and the rows it held are counted as dropped.
   4. Drops are said on stderr (at most once every `WARN_EVERY` seconds, and at close), so a
      gap in the log never goes unnoticed.
 """
@@ -136,7 +136,8 @@ def purge(db: sqlite3.Connection, retention_days: int) -> int:
 Report = tuple[int, int]
 MAX_MESSAGE = 1 << 20
 RESTART_EVERY = 5.0
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+# Signals the writer ignores: it ends when its gateway closes the socket, not before.
+IGNORED_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 class EventStore:
@@ -196,9 +197,9 @@ class EventStore:
 
     def _spawn(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        # The writer starts with SIGINT and SIGTERM blocked (a signal mask is inherited), so a
-        # stop signal sent while it is still starting stays pending until it ignores them.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        # The writer starts with those signals blocked (a signal mask is inherited), so one
+        # sent while it is still starting stays pending until it ignores them.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, IGNORED_SIGNALS)
         with theirs:
             try:
                 self._proc = subprocess.Popen(

@@ -9,8 +9,8 @@ Rules:
      the lines back, then keeps the rows for SQLite: at most CAPACITY, and drops past that.
   2. The main thread writes what the reader holds, one transaction at a time, then reports
      (written, dropped) on the socket. Retention runs at start and every hour.
-  3. SIGINT and SIGTERM are ignored: the writer ends when the gateway closes its end of the
-     socket (or dies), after writing everything it holds, with a last report.
+  3. SIGINT, SIGTERM and SIGHUP are ignored: the writer ends when the gateway closes its end
+     of the socket (or dies), after writing everything it holds, with a last report.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from hagate.events.logline import LOG_FORMATS, line_maker
 from hagate.events.store import (
     BATCH,
     COLUMNS,
+    IGNORED_SIGNALS,
     MAX_MESSAGE,
     RETENTION_EVERY,
-    STOP_SIGNALS,
     connect,
     purge,
     write_rows,
@@ -125,9 +125,9 @@ class Writer:
 
 def main(argv: list[str]) -> None:
     # Started with these blocked (see EventStore._spawn): ignore them, then let them in.
-    for sig in STOP_SIGNALS:
+    for sig in IGNORED_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, IGNORED_SIGNALS)
     fd, path, retention_days, capacity, log_format = argv
     sock = socket.socket(fileno=int(fd))
     out = sys.stdout.buffer
