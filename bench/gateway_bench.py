@@ -148,23 +148,32 @@ def served(args: Callable[[int], list[str]]) -> Iterator[int]:
         proc.wait(30)
 
 
+def floor_args(state: Path, up: int, steps: str | None = None) -> Callable[[int], list[str]]:
+    """`python -m` arguments of the floor proxy (with hagate's `steps`, for steps_bench)."""
+    extra = [] if steps is None else [steps]
+    return lambda port: ["bench.floor_proxy", str(state), str(port), str(up), *extra]
+
+
+def serve_args(state: Path, workers: int) -> Callable[[int], list[str]]:
+    """`python -m` arguments of `hagate serve`."""
+    return lambda port: [
+        "hagate",
+        "--state-dir",
+        str(state),
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+    ]
+
+
 def floor(state: Path, up: int) -> contextlib.AbstractContextManager[int]:
-    return served(lambda port: ["bench.floor_proxy", str(state), str(port), str(up)])
+    return served(floor_args(state, up))
 
 
 def hagate(state: Path, workers: int) -> contextlib.AbstractContextManager[int]:
-    return served(
-        lambda port: [
-            "hagate",
-            "--state-dir",
-            str(state),
-            "serve",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-        ]
-    )
+    return served(serve_args(state, workers))
 
 
 def main() -> None:

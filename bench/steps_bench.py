@@ -27,7 +27,14 @@ from tests.net import free_port, wait_listening
 from tests.nginx import upstream
 
 from bench.floor_proxy import SAMPLE_REQUEST, STEPS, Steps
-from bench.gateway_bench import KEEPALIVE_CONCURRENCY, KEEPALIVE_REQUESTS, Load, ab
+from bench.gateway_bench import (
+    KEEPALIVE_CONCURRENCY,
+    KEEPALIVE_REQUESTS,
+    Load,
+    ab,
+    floor_args,
+    serve_args,
+)
 from bench.report import machine, write_section
 
 LOOP_RUNS = 20_000
@@ -123,44 +130,21 @@ def main() -> None:
     )
 
     def floor(steps: str | None) -> Callable[[int], list[str]]:
-        extra = [] if steps is None else [steps]
-        return lambda port: [
-            sys.executable,
-            "-m",
-            "bench.floor_proxy",
-            str(state),
-            str(port),
-            str(up.port),
-            *extra,
-        ]
-
-    def hagate(port: int) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "hagate",
-            "--state-dir",
-            str(state),
-            "serve",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-        ]
+        return floor_args(state, up.port, steps)
 
     peers: list[tuple[str, str | None, Callable[[int], list[str]]]] = [
         ("floor", None, floor(None)),
         ("floor + exchange record", None, floor("")),
         *[(f"floor + exchange record + {name}", name, floor(name)) for name in STEPS],
         ("floor + all five steps", None, floor(",".join(STEPS))),
-        ("hagate serve", None, hagate),
+        ("hagate serve", None, serve_args(state, 1)),
     ]
     try:
         loop_costs = in_a_loop(state, tmp, up.port)
         results: list[tuple[str, str | None, Measured]] = []
         for label, step, command in peers:
             port = free_port()
-            m = measure(command(port), port, pem)
+            m = measure([sys.executable, "-m", *command(port)], port, pem)
             print(label, m, flush=True)
             results.append((label, step, m))
     finally:
