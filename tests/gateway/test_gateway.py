@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hagate.events.store import read_events
 from tests.conftest import run_hagate
 from tests.gateway.harness import Gateway, make_gateway, read_response
 
@@ -434,6 +435,13 @@ def test_two_workers_share_the_port(tmp_path: Path) -> None:
     finally:
         assert g.stop() == 0
         g.upstream.close()
+    # Read at once after the stop: each worker's event writer has written its rows and lines.
+    rows = list(read_events(g.state / "events.sqlite3"))  # with the start-up probes' rows
+    allowed = [r for r in rows if r["action"] == "allow"]
+    assert sorted(r["path"] for r in allowed) == sorted(f"/{i}" for i in range(20))
+    assert sorted(line["request_id"] for line in g.log_lines()) == sorted(
+        r["request_id"] for r in rows
+    )
 
 
 def test_body_size_limit_gives_413_and_is_an_event(tmp_path: Path) -> None:
