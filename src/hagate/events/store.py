@@ -229,21 +229,29 @@ class EventStore:
             self._dropped_here += 1
             return
         pending.append(tuple(map(event.get, COLUMNS)))
-        if len(pending) >= BATCH:
-            self.flush()
+        # A full batch leaves now, unless the flusher thread is busy (sending, or starting a
+        # new writer): then it takes the batch with the rest, and this call does not wait.
+        if len(pending) >= BATCH and self._lock.acquire(blocking=False):
+            try:
+                self._hand_over()
+            finally:
+                self._lock.release()
 
     def flush(self) -> None:
         """Hand the queued rows to the writer now. Rows wait in the queue while the writer's
         socket is full or a writer is being replaced; only a full queue drops rows."""
         with self._lock:
-            self._read_reports()
-            pending = self.pending
-            while pending and self._sock is not None:
-                batch = [pending.popleft() for _ in range(min(len(pending), BATCH))]
-                unsent = self._send(batch)
-                if unsent:
-                    pending.extendleft(reversed(unsent))
-                    return
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        self._read_reports()
+        pending = self.pending
+        while pending and self._sock is not None:
+            batch = [pending.popleft() for _ in range(min(len(pending), BATCH))]
+            unsent = self._send(batch)
+            if unsent:
+                pending.extendleft(reversed(unsent))
+                return
 
     def _send(self, batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Send `batch`; returns the rows that could not be sent now."""
