@@ -306,9 +306,10 @@ def main() -> None:
         "",
         f"`bench/tunnel_bench.py` on {machine()}. Same nginx upstream; ApacheBench presents "
         "the client certificate; bulk is one 1 GiB curl download; memory is RSS with "
-        f"{IDLE_WEBSOCKETS:,} idle websockets open through the chain (SniTun's home side "
-        "counts its client peer and the nginx that checks certificates). That nginx writes "
-        "its access log, as hagate writes its event log.",
+        f"{IDLE_WEBSOCKETS:,} idle websockets open through the chain, each process with its "
+        "children (SniTun's home side counts its client peer and the nginx, master and worker, "
+        "that checks certificates; hagate's counts its event writer). That nginx writes its "
+        "access log, as hagate writes its event log.",
         "",
         "| chain | keep-alive req/s | p50 / p99 ms | new conn/s | bulk MB/s | relay RSS "
         "| home RSS |",

@@ -370,7 +370,14 @@ def make_gateway(tmp: Path) -> Gateway:
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """Resident memory of a process and its descendants (the gateway's event writer is one)."""
+    try:
+        own = next(
+            int(line.split()[1])
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith("VmRSS:")
+        )
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, StopIteration):  # gone meanwhile, or a zombie
+        return 0
+    return own + sum(rss_kib(int(child)) for child in children)
