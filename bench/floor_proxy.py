@@ -20,7 +20,6 @@ import ipaddress
 import re
 import ssl
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -37,10 +36,9 @@ from hagate.gateway.http1 import (
 from hagate.gateway.identity import NO_CERT, CertState, ClientCertificate, client_certificate
 from hagate.gateway.pages import reason_phrase
 from hagate.gateway.runner import build_gateway, load_setup
-from hagate.gateway.server import Exchange, new_request_id
+from hagate.gateway.server import Exchange, decide, new_request_id
 from hagate.gateway.tls import SNI_ATTR
 from hagate.geoip import Location
-from hagate.rules.request import request_fields
 from hagate.state import StateDir
 
 STEPS = ("parse", "rules", "forward-head", "response-head", "event")
@@ -104,23 +102,8 @@ class Steps:
         ex.user_agent = head.get("user-agent") or ""
         if "rules" in self.names:
             conn.standing = cert = conn.cert.state(self.gateway.inventory) if conn.cert else NO_CERT
-            loc = conn.location
-            values = request_fields(
-                client_ip=conn.ip,
-                method=head.method,
-                host=head.host,
-                target=head.target.uri,
-                headers=head.headers,
-                version=head.version,
-                port=conn.port,
-                asn=loc.asn,
-                country=loc.country,
-                continent=loc.continent,
-                tls=cert.fields,
-                timestamp=int(time.time()),
-                only=self.setup.ruleset.fields_used,
-            )
-            if self.setup.ruleset.evaluate(values).blocked:
+            decision = decide(self.setup.ruleset, head, conn.ip, conn.port, conn.location, cert)
+            if decision.blocked:
                 raise SystemExit("the benchmark's request was blocked: check its certificate")
         if "forward-head" in self.names:
             return self.gateway._upstream_head(head, conn.client_ip)

@@ -291,13 +291,14 @@ class EventStore:
 
     def _writer_died(self) -> None:
         """The writer's socket closed: what it was sent and did not report written is lost."""
-        if self._sock is None:
-            return
-        self._sock.close()
-        self._sock = None
-        self._reap(5.0)
+        if self._sock is not None:
+            self._retire(5.0)
 
-    def _reap(self, timeout: float) -> None:
+    def _retire(self, timeout: float) -> None:
+        """Close the writer's socket, wait for it to end, and settle its counts."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
         if self._proc is not None:
             try:
                 self._proc.wait(timeout)
@@ -334,9 +335,7 @@ class EventStore:
             with contextlib.suppress(OSError):
                 while message := sock.recv(256):
                     self._report = marshal.loads(message)
-            sock.close()
-            self._sock = None
-            self._reap(max(0.1, deadline - time.monotonic()))
+            self._retire(max(0.1, deadline - time.monotonic()))
         self._tell_drops(force=True)
 
     def _run(self) -> None:

@@ -355,22 +355,7 @@ class Gateway:
             await self._refuse(client, ex, 413, "the request body is too large", sni, wants_html)
             return False
 
-        values = request_fields(
-            client_ip=ip,
-            method=head.method,
-            host=head.host,
-            target=head.target.uri,
-            headers=head.headers,
-            version=head.version,
-            port=port,
-            asn=location.asn,
-            country=location.country,
-            continent=location.continent,
-            tls=cert.fields,
-            timestamp=int(time.time()),
-            only=setup.ruleset.fields_used,
-        )
-        decision = setup.ruleset.evaluate(values)
+        decision = decide(setup.ruleset, head, ip, port, location, cert)
         if decision.logged:
             ex.rule = "; ".join(r.description or f"#{r.number}" for r in decision.logged)
         if decision.blocked:
@@ -768,6 +753,33 @@ class Gateway:
         }
         if self.events is not None:  # its writer also writes the log line
             self.events.record(row)
+
+
+def decide(
+    ruleset: RuleSet,
+    head: RequestHead,
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    port: int,
+    location: Location,
+    cert: CertState,
+) -> Decision:
+    """The rule set's verdict on one request (only the fields its rules read are made)."""
+    values = request_fields(
+        client_ip=ip,
+        method=head.method,
+        host=head.host,
+        target=head.target.uri,
+        headers=head.headers,
+        version=head.version,
+        port=port,
+        asn=location.asn,
+        country=location.country,
+        continent=location.continent,
+        tls=cert.fields,
+        timestamp=int(time.time()),
+        only=ruleset.fields_used,
+    )
+    return ruleset.evaluate(values)
 
 
 def _body_error(task: asyncio.Task[None] | None) -> BodyError | None:
