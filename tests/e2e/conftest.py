@@ -18,6 +18,9 @@ MODES = {"serve": 0, "relay": 1}  # mode -> the 127.0.<n>.x network its test cli
 IOS_HOME = 4  # 127.0.n.4: ASN 3320, listed in the iOS rule
 IOS_ELSEWHERE = 5  # 127.0.n.5: ASN 64500, not listed
 RULES = """\
+  - description: Amazon refreshes tokens (wider than it should be, as a worst case)
+    expression: (http.request.method eq "POST" and http.request.uri.path eq "/auth/token")
+    action: skip
   - description: iOS companion app from home
     expression: >-
       (http.user_agent contains "(io.robbie.HomeAssistant; build:"

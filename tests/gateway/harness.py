@@ -77,7 +77,10 @@ class RecordingUpstream:
                         sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                     if b"transfer-encoding: chunked" in lower:
                         while not buf.endswith(b"0\r\n\r\n"):
-                            buf += sock.recv(65536)
+                            data = sock.recv(65536)
+                            if not data:
+                                return  # the gateway cut the body short
+                            buf += data
                         body, rest = b"", buf
                         while True:
                             size_line, rest = rest.split(b"\r\n", 1)
@@ -92,7 +95,10 @@ class RecordingUpstream:
                         for v in seen.header("content-length"):
                             length = int(v)
                         while len(buf) < length:
-                            buf += sock.recv(65536)
+                            data = sock.recv(65536)
+                            if not data:
+                                return
+                            buf += data
                         seen.body, buf = buf[:length], buf[length:]
                     upstream.seen.append(seen)
                     path = seen.request_line.split(" ")[1]

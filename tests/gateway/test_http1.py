@@ -427,3 +427,171 @@ def test_query_redaction_hides_every_secret_value_and_keeps_the_rest(
             assert shown == f"{name}={REDACTED}"
         else:
             assert shown == part
+
+
+# -- what Home Assistant's parser would read otherwise (issue 11) -------------------------
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "ha.test:@evil.test",
+        "ha.test:443@evil.test",
+        "ha.test:x@evil.test",
+        "ha.test:/@evil.test",
+        "user@ha.test",
+        "ha.test:99999",
+        "ha.test:65536",
+        "ha.test:0",
+        "ha.test:abc",
+        "ha.test:-1",
+        "ha.test:443/x",
+        "ha.test:",
+        "ha.test:443:443",
+        "ha.test/x",
+        "ha.test?x",
+        "ha.test#x",
+        "ha.test\\evil.test",
+        "",
+        "[::1",
+        "[ha.test]",
+        "[::1]x",
+        "ha.test :443",
+    ],
+)
+def test_a_host_that_is_not_exactly_host_and_port_is_refused(host: str) -> None:
+    assert refused(head(f"Host: {host}")).status == 400
+
+
+@pytest.mark.parametrize(
+    ("host", "name"),
+    [
+        ("ha.test", "ha.test"),
+        ("HA.Test", "ha.test"),
+        ("ha.test.", "ha.test"),
+        ("ha.test:443", "ha.test"),
+        ("ha.test:1", "ha.test"),
+        ("ha.test:65535", "ha.test"),
+        ("127.0.0.1:8443", "127.0.0.1"),
+        ("[::1]:443", "[::1]"),
+        ("[2001:DB8::1]", "[2001:db8::1]"),
+    ],
+)
+def test_a_host_and_port_gives_its_name(host: str, name: str) -> None:
+    assert parse_request_head(head(f"Host: {host}")).host_name == name
+
+
+@given(st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=30))
+def test_an_accepted_host_is_a_name_and_an_optional_port_only(value: str) -> None:
+    """Whatever Host the parser lets through splits into a name without userinfo or path and
+    a port in range, and the name is the start of the value as sent."""
+    try:
+        h = parse_request_head(head(f"Host: {value}"))
+    except HeadError:
+        return
+    assert not set("@/?#\\") & set(value)
+    if value.startswith("["):
+        inside, _, after = value[1:].partition("]")
+        assert after == "" or (after[0] == ":" and 0 < int(after[1:]) < 65536)
+        assert h.host_name == f"[{inside}]".lower()
+    else:
+        name, colon, port = value.partition(":")
+        assert not colon or (port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536)
+        assert h.host_name == name.lower().rstrip(".")
+
+
+@pytest.mark.parametrize(
+    "named",
+    [
+        "Host",
+        "Content-Length",
+        "Transfer-Encoding",
+        "Authorization",
+        "Cookie",
+        "User-Agent",
+        "X-Forwarded-For",
+        "X-Forwarded-Proto",
+        "X-Forwarded-Host",
+        "keep-alive, HOST",
+    ],
+)
+def test_a_connection_header_naming_an_end_to_end_field_is_refused(named: str) -> None:
+    e = refused(head("Host: a", f"Connection: {named}"))
+    assert e.status == 400 and "Connection header names" in e.reason
+
+
+@pytest.mark.parametrize("value", ["close", "keep-alive", "Upgrade", "keep-alive, X-Hop"])
+def test_connection_keeps_its_meaning_for_its_own_tokens(value: str) -> None:
+    h = parse_request_head(head("Host: a", f"Connection: {value}"))
+    assert h.keep_alive == (value != "close")
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["Upgrade: websocket", "Connection: Upgrade", "Content-Length: 36"],
+        ["Upgrade: websocket", "Connection: Upgrade", "Transfer-Encoding: chunked"],
+        ["Upgrade: websocket", "Content-Length: 1"],  # with or without Connection: Upgrade
+        ["Upgrade: tcp", "Connection: Upgrade", "Content-Length: 5"],
+    ],
+)
+def test_a_request_with_upgrade_and_a_body_is_refused(lines: list[str]) -> None:
+    e = refused(head("Host: a", *lines, request="POST /auth/token HTTP/1.1"))
+    assert e.status == 400 and "Upgrade" in e.reason
+
+
+def test_an_upgrade_without_a_body_is_accepted() -> None:
+    h = parse_request_head(
+        head("Host: a", "Upgrade: websocket", "Connection: Upgrade", "Content-Length: 0")
+    )
+    assert h.websocket and h.upgrade and not h.has_body
+
+
+@pytest.mark.parametrize("lines", [["Content-Length: 5"], ["Transfer-Encoding: chunked"]])
+def test_a_head_request_with_a_body_is_refused(lines: list[str]) -> None:
+    e = refused(head("Host: a", *lines, request="HEAD / HTTP/1.1"))
+    assert e.status == 400 and "HEAD" in e.reason
+    assert not parse_request_head(
+        head("Host: a", "Content-Length: 0", request="HEAD / HTTP/1.1")
+    ).has_body
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "User-Agent",
+        "Content-Type",
+        "Content-Location",
+        "Content-Range",
+        "ETag",
+        "Max-Forwards",
+        "Server",
+    ],
+)
+def test_two_of_a_field_that_may_appear_once_are_refused(name: str) -> None:
+    e = refused(head("Host: a", f"{name}: one", f"{name.lower()}: two"))
+    assert e.status == 400 and name.lower() in e.reason
+    assert parse_request_head(head("Host: a", f"{name}: one", "Cookie: a", "Cookie: b"))
+
+
+def test_the_obsolete_websocket_handshake_is_refused() -> None:
+    e = refused(head("Host: a", "Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5"))
+    assert e.status == 400 and "Sec-WebSocket-Key1" in e.reason
+
+
+def test_a_response_with_a_coding_other_than_chunked_lasts_until_the_close() -> None:
+    r = parse_response_head(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\n"
+    )
+    assert r.content_length is None and not r.chunked
+
+
+@pytest.mark.parametrize("method", ["POS", "GT", "POSTPOST", "PROPFIND", "TRACE", "PRI"])
+def test_a_method_home_assistant_does_not_serve_is_answered_501(method: str) -> None:
+    e = refused(head("Host: a", request=f"{method} / HTTP/1.1"))
+    assert e.status == 501 and method in e.reason
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+def test_the_methods_home_assistant_serves_are_accepted(method: str) -> None:
+    assert parse_request_head(head("Host: a", request=f"{method} / HTTP/1.1")).method == method

@@ -8,11 +8,19 @@ Rules for requests (the gateway's security boundary):
      one Content-Length, a malformed length, any transfer coding but a single "chunked", and
      `Upgrade: h2c` all get 400.
   4. Limits on head size and header count are enforced by the caller before and here after.
+  5. What Home Assistant's parser (aiohttp) would read differently is refused, not repaired:
+     a Host that is not exactly `host[:port]` (userinfo, a path, a bad port), a Connection
+     header naming a field that is relied on end to end, two of a field that may appear once,
+     a body on HEAD (aiohttp reads none) or on a request with Upgrade (aiohttp takes the bytes
+     after such a head as the upgraded protocol, and as its next request when it does not
+     switch), the obsolete websocket handshake aiohttp refuses, and a method HA's C parser
+     does not know.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -26,9 +34,18 @@ _VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _HEADER_BLOCK = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
 _HEADER_PAIR = re.compile(r"([^:]+):[ \t]*([^\r]*)\r\n")
 _METHOD_TEXT = re.compile(r"[A-Z]{1,20}")
+# The methods Home Assistant serves. Its C parser (llhttp) knows a fixed list of methods and
+# refuses any other token that its pure-Python parser, and RFC 9110, would take: a made-up
+# method is answered here (501), never forwarded for HA to read some other way.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 _DIGITS_TEXT = re.compile(r"[0-9]{1,18}")
 _STATUS_LINE = re.compile(r"(HTTP/1\.[01]) ([0-9]{3})(?: ([^\r\n]*))?")
 MAX_HEADERS = 100
+# RFC 3986 `host [":" port]`: an IP-literal in brackets, or a reg-name (IPv4 addresses are
+# reg-names by this spelling); the port 1-5 digits. Userinfo, a path or a bad port fail it.
+_HOST_FIELD = re.compile(
+    r"(\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)(?::([0-9]{1,5}))?"
+)
 
 HOP_BY_HOP = frozenset(
     {
@@ -41,6 +58,37 @@ HOP_BY_HOP = frozenset(
         "upgrade",
         "proxy-authenticate",
         "proxy-authorization",
+    }
+)
+# Fields that may appear once: aiohttp refuses a request with two of any of them (RFC 9110
+# 5.5), and a rule would see only the first.
+SINGLETONS = frozenset(
+    {
+        "content-location",
+        "content-range",
+        "content-type",
+        "etag",
+        "max-forwards",
+        "server",
+        "user-agent",
+    }
+)
+# Fields that the rules read or Home Assistant relies on end to end, and the ones the gateway
+# builds: a client's Connection header may not name them (a proxy drops what Connection names,
+# so naming Host or User-Agent would strip what the rules saw before HA gets the request).
+END_TO_END = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "authorization",
+        "cookie",
+        "user-agent",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "forwarded",
+        "x-real-ip",
     }
 )
 
@@ -69,13 +117,15 @@ class RequestHead:
     target: Target
     version: str
     headers: list[tuple[str, str]]  # as sent; values as Latin-1 text
-    host: str
+    host: str  # the Host field as sent (vetted): what the rules see and what is forwarded
     content_length: int | None = None
     chunked: bool = False
     keep_alive: bool = True
     websocket: bool = False
     expect_continue: bool = False
     connection_tokens: frozenset[str] = field(default_factory=frozenset)
+    upgrade: bool = False  # an Upgrade field was sent (the gateway forwards only websocket's)
+    host_name: str = ""  # the name part of Host, lower case, without a trailing dot
 
     @property
     def has_body(self) -> bool:
@@ -157,14 +207,16 @@ def parse_request_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHe
     if len(parts) != 3:
         raise HeadError(400, "malformed request line")
     method, raw_target, version = parts
-    if not _METHOD_TEXT.fullmatch(method):
-        raise HeadError(400, "malformed method")
+    if method not in METHODS:
+        if not _METHOD_TEXT.fullmatch(method):
+            raise HeadError(400, "malformed method")
+        if method == "CONNECT":
+            raise HeadError(405, "CONNECT is not supported")
+        raise HeadError(501, f"the method {method} is not supported")
     if version != "HTTP/1.1" and version != "HTTP/1.0":
         if re.fullmatch(r"HTTP/[0-9]\.[0-9]", version):
             raise HeadError(505, "only HTTP/1.0 and HTTP/1.1 are supported")
         raise HeadError(400, "malformed HTTP version")
-    if method == "CONNECT":
-        raise HeadError(405, "CONNECT is not supported")
     try:
         target = normalise_target(raw_target)
     except PathError as e:
@@ -176,9 +228,12 @@ def parse_request_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHe
     conn: set[str] = set()
     upgrade: list[str] = []
     expect: list[str] = []
+    singles: list[str] = []
     for name, value in headers:
         n = name.lower()
-        if n == "host":
+        if n in SINGLETONS:
+            singles.append(n)
+        elif n == "host":
             hosts.append(value)
         elif n == "content-length":
             lengths.append(value)
@@ -190,12 +245,18 @@ def parse_request_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHe
             upgrade.append(value.lower())
         elif n == "expect":
             expect.append(value.lower())
+        elif n == "sec-websocket-key1":  # the 2010 websocket draft, which aiohttp refuses
+            raise HeadError(400, "the obsolete websocket handshake (Sec-WebSocket-Key1)")
 
     if len(hosts) > 1:
         raise HeadError(400, "more than one Host header")
+    if len(singles) > 1 and len(set(singles)) != len(singles):
+        twice = next(n for n in singles if singles.count(n) > 1)
+        raise HeadError(400, f"more than one {twice} header")
     if not hosts and version == "HTTP/1.1":
         raise HeadError(400, "missing Host header")
     host = hosts[0] if hosts else ""
+    host_name = parse_host(host) if hosts else ""
 
     if lengths and codings:
         raise HeadError(400, "both Content-Length and Transfer-Encoding")
@@ -216,6 +277,14 @@ def parse_request_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHe
 
     if any("h2c" in u for u in upgrade):
         raise HeadError(400, "Upgrade: h2c is refused")
+    if method == "HEAD" and (chunked or content_length):
+        # aiohttp reads no body for HEAD: the bytes would be its next request.
+        raise HeadError(400, "a HEAD request cannot carry a body")
+    if upgrade and (chunked or content_length):
+        raise HeadError(400, "a request with Upgrade cannot carry a body")
+    named = conn & END_TO_END
+    if named:
+        raise HeadError(400, f"the Connection header names {sorted(named)[0]!r}")
     websocket = bool(upgrade) and "upgrade" in conn and upgrade[-1].strip() == "websocket"
     if expect and expect != ["100-continue"]:
         raise HeadError(417, "only 'Expect: 100-continue' is supported")
@@ -233,7 +302,27 @@ def parse_request_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHe
         websocket=websocket,
         expect_continue=bool(expect),
         connection_tokens=frozenset(conn),
+        upgrade=bool(upgrade),
+        host_name=host_name,
     )
+
+
+def parse_host(value: str) -> str:
+    """The name part of a Host field (lower case, no trailing dot); anything but
+    `host[:port]` with a port in 1-65535 is a HeadError."""
+    m = _HOST_FIELD.fullmatch(value)
+    if not m:
+        raise HeadError(400, "malformed Host header")
+    name, port = m.group(1), m.group(2)
+    if port is not None and not 0 < int(port) < 65536:
+        raise HeadError(400, "the port in the Host header is out of range")
+    if name.startswith("["):
+        try:
+            ipaddress.IPv6Address(name[1:-1])
+        except ValueError:
+            raise HeadError(400, "malformed IP literal in the Host header") from None
+        return name.lower()
+    return name.lower().rstrip(".")
 
 
 @dataclass
@@ -289,7 +378,9 @@ def parse_response_head(head: bytes, max_headers: int = 200) -> ResponseHead:
             conn.update(t.strip().lower() for t in value.split(","))
     chunked = bool(codings) and codings[-1].split(",")[-1].strip() == "chunked"
     content_length = None
-    if lengths and not chunked:
+    # A transfer coding that does not end in chunked makes the body last until the close,
+    # whatever Content-Length says (RFC 9112 6.3).
+    if lengths and not codings:
         if len(set(lengths)) != 1 or not _DIGITS_TEXT.fullmatch(lengths[0]):
             raise HeadError(502, "malformed Content-Length from upstream")
         content_length = int(lengths[0])

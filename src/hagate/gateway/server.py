@@ -325,8 +325,7 @@ class Gateway:
         wants_html = "text/html" in (head.get("accept") or "")
         cert = client_cert.state(self.inventory) if client_cert else NO_CERT
 
-        host_name = head.host.rsplit(":", 1)[0] if not head.host.endswith("]") else head.host
-        host_name = host_name.lower().rstrip(".")
+        host_name = head.host_name
         expected = setup.config.hostname
         # The gateway serves one name: the Host and the TLS name (when sent) must both be it.
         if host_name != expected or (sni is not None and sni.lower().rstrip(".") != expected):
@@ -395,7 +394,10 @@ class Gateway:
                 await client.drain()
             keep = False
         except BodyError as e:
-            ex.status, ex.action, ex.reason = e.status, "refused", str(e)
+            # Home Assistant already had the head (bodies stream): the row keeps the rule's
+            # action, since HA was asked, and says the connection to it was cut.
+            ex.status = e.status
+            ex.reason = f"{e}; Home Assistant had the head, its connection was closed"
             with contextlib.suppress(Exception):
                 self._write_page(
                     client,
@@ -550,11 +552,12 @@ class Gateway:
                 raise UpstreamError(502, e.reason) from None
             break
         ex.status = rhead.status
-        if rhead.status == 101 and head.websocket:
+        if rhead.status == 101:
+            if not head.websocket:
+                up.close()
+                raise UpstreamError(502, "Home Assistant switched protocols unasked")
             client.write(rhead_bytes)
             await client.drain()
-            if body_task is not None:
-                body_task.cancel()
             await self._pipe(client, up, ex)
             return False
         try:
@@ -574,7 +577,9 @@ class Gateway:
                 await body_task
             if body_task.cancelled() or body_task.exception() is not None:
                 body_ok = False
-        if upstream_done and rhead.keep_alive and body_ok:
+        # An upgrade that was not answered 101 leaves Home Assistant reading whatever follows
+        # as a new request (aiohttp does): that connection carries nothing more.
+        if upstream_done and rhead.keep_alive and body_ok and not head.websocket:
             self.pool.release(up)
         else:
             up.close()
