@@ -133,17 +133,9 @@ def parse_stream(data: bytes, kind: str, was_switched: bool) -> dict[str, Any]:
     the server switched, and HTTP again when it did not; unlike the server (which drops whole
     requests found there) they are all listed, so that anything after such a head shows.
     """
-    loop = asyncio.get_running_loop()
     cls = HttpRequestParserC if kind == "c" else HttpRequestParserPy
     assert cls is not None
-    parser = cls(
-        BaseProtocol(loop),
-        loop,
-        2**16,
-        max_line_size=MAX_LINE_SIZE,
-        max_field_size=MAX_LINE_SIZE,
-        max_headers=32768,
-    )
+    parser = _new_parser(cls)
     out: list[dict[str, Any]] = []
     pending = data
     rest = b""
@@ -171,10 +163,10 @@ def parse_stream(data: bytes, kind: str, was_switched: bool) -> dict[str, Any]:
     return {"messages": out, "error": error, "rest": base64.b64encode(rest).decode()}
 
 
-def _before_error(cls: Any, data: bytes) -> list[dict[str, Any]]:
-    """The requests framed before a parse error (feed_data loses those of the failing call)."""
+def _new_parser(cls: Any) -> Any:
+    """A request parser set up as HA's server sets up its own."""
     loop = asyncio.get_running_loop()
-    parser = cls(
+    return cls(
         BaseProtocol(loop),
         loop,
         2**16,
@@ -182,6 +174,11 @@ def _before_error(cls: Any, data: bytes) -> list[dict[str, Any]]:
         max_field_size=MAX_LINE_SIZE,
         max_headers=32768,
     )
+
+
+def _before_error(cls: Any, data: bytes) -> list[dict[str, Any]]:
+    """The requests framed before a parse error (feed_data loses those of the failing call)."""
+    parser = _new_parser(cls)
     out: list[dict[str, Any]] = []
     for i in range(min(len(data), 1 << 18)):
         try:

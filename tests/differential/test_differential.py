@@ -50,16 +50,10 @@ from tests.differential.harness import (
     victim,
 )
 from tests.gateway.harness import Gateway, make_gateway
+from tests.gateway.test_gateway import AUTH_SKIP_RULES
 from tests.tunnel.harness import Relay, start_connector
 
-RULES = f"""\
-  - description: Amazon refreshes tokens
-    expression: http.request.uri.path eq "{SKIP_PATH}"
-    action: skip
-  - description: Require a client certificate
-    expression: (not cf.tls_client_auth.cert_verified)
-    action: block
-"""
+RULES = AUTH_SKIP_RULES  # a skip rule for SKIP_PATH, then the certificate rule
 MUTATIONS = int(os.environ.get("HAGATE_DIFF_MUTATIONS", "150"))
 SEED = int(os.environ.get("HAGATE_DIFF_SEED", "20261201"))
 EXAMPLES = int(os.environ.get("HAGATE_DIFF_EXAMPLES", "40"))
