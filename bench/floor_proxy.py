@@ -36,8 +36,9 @@ from hagate.gateway.http1 import (
 from hagate.gateway.identity import NO_CERT, CertState, ClientCertificate, client_certificate
 from hagate.gateway.pages import reason_phrase
 from hagate.gateway.runner import build_gateway, load_setup
-from hagate.gateway.server import Exchange, decide, new_request_id
+from hagate.gateway.server import Exchange, new_request_id
 from hagate.gateway.tls import SNI_ATTR
+from hagate.gateway.verdict import decide
 from hagate.geoip import Location
 from hagate.state import StateDir
 

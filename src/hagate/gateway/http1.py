@@ -43,6 +43,7 @@ _STATUS_LINE = re.compile(r"(HTTP/1\.[01]) ([0-9]{3})(?: ([^\r\n]*))?")
 MAX_HEADERS = 100
 # RFC 3986 `host [":" port]`: an IP-literal in brackets, or a reg-name (IPv4 addresses are
 # reg-names by this spelling); the port 1-5 digits. Userinfo, a path or a bad port fail it.
+_PLAIN_NAME = re.compile(r"[a-z0-9.\-]+")
 _HOST_FIELD = re.compile(
     r"(\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)(?::([0-9]{1,5}))?"
 )
@@ -310,6 +311,8 @@ def parse_request_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHe
 def parse_host(value: str) -> str:
     """The name part of a Host field (lower case, no trailing dot); anything but
     `host[:port]` with a port in 1-65535 is a HeadError."""
+    if _PLAIN_NAME.fullmatch(value):  # the usual Host: a lower-case name, no port
+        return value[:-1] if value[-1] == "." else value
     m = _HOST_FIELD.fullmatch(value)
     if not m:
         raise HeadError(400, "malformed Host header")

@@ -53,8 +53,8 @@ from hagate.gateway.identity import (
 from hagate.gateway.pages import page, reason_phrase
 from hagate.gateway.tls import SNI_ATTR, handshake_reason
 from hagate.gateway.upstream import RESPONSE_HEAD_LIMIT, UpstreamError, UpstreamPool
+from hagate.gateway.verdict import Outcome, judge
 from hagate.geoip import GeoIP, Location
-from hagate.rules.request import request_fields
 from hagate.rules.ruleset import Decision, RuleSet
 
 CHUNK = 65536
@@ -325,22 +325,27 @@ class Gateway:
         wants_html = "text/html" in (head.get("accept") or "")
         cert = client_cert.state(self.inventory) if client_cert else NO_CERT
 
-        host_name = head.host_name
-        expected = setup.config.hostname
-        # The gateway serves one name: the Host and the TLS name (when sent) must both be it.
-        if host_name != expected or (sni is not None and sni.lower().rstrip(".") != expected):
-            ex.status, ex.action, ex.reason = (
-                421,
-                "refused",
-                f"Host {head.host!r} does not match the TLS name {expected!r}",
-            )
+        verdict = judge(
+            head,
+            sni,
+            setup.config.hostname,
+            settings.max_body_bytes,
+            setup.ruleset,
+            ip,
+            port,
+            location,
+            cert,
+        )
+        if verdict.outcome is Outcome.WRONG_HOST:
+            expected = setup.config.hostname
+            ex.status, ex.action, ex.reason = 421, "refused", verdict.reason
             self._write_page(
                 client,
                 ex,
                 page(
                     421,
                     "Wrong address",
-                    f"This connection was made for {expected}, not {host_name}.",
+                    f"This connection was made for {expected}, not {head.host_name}.",
                     ex.request_id,
                     wants_html,
                     keep_alive=False,
@@ -350,11 +355,11 @@ class Gateway:
             self._event(ex, sni, cert)  # before the drain: a client gone by then keeps its row
             await client.drain()
             return False
-        if settings.max_body_bytes and (head.content_length or 0) > settings.max_body_bytes:
-            await self._refuse(client, ex, 413, "the request body is too large", sni, wants_html)
+        if verdict.outcome is Outcome.TOO_LARGE:
+            await self._refuse(client, ex, 413, verdict.reason, sni, wants_html)
             return False
-
-        decision = decide(setup.ruleset, head, ip, port, location, cert)
+        decision = verdict.decision
+        assert decision is not None
         if decision.logged:
             ex.rule = "; ".join(r.description or f"#{r.number}" for r in decision.logged)
         if decision.blocked:
@@ -758,33 +763,6 @@ class Gateway:
         }
         if self.events is not None:  # its writer also writes the log line
             self.events.record(row)
-
-
-def decide(
-    ruleset: RuleSet,
-    head: RequestHead,
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
-    port: int,
-    location: Location,
-    cert: CertState,
-) -> Decision:
-    """The rule set's verdict on one request (only the fields its rules read are made)."""
-    values = request_fields(
-        client_ip=ip,
-        method=head.method,
-        host=head.host,
-        target=head.target.uri,
-        headers=head.headers,
-        version=head.version,
-        port=port,
-        asn=location.asn,
-        country=location.country,
-        continent=location.continent,
-        tls=cert.fields,
-        timestamp=int(time.time()),
-        only=ruleset.fields_used,
-    )
-    return ruleset.evaluate(values)
 
 
 def _body_error(task: asyncio.Task[None] | None) -> BodyError | None:
