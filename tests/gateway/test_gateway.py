@@ -55,6 +55,7 @@ def test_without_certificate_403_and_upstream_sees_nothing(gw: Gateway) -> None:
     r = gw.request("/api/states")
     assert r.status == 403
     assert "client certificate" in r.body.decode() and r.header("x-request-id")
+    assert r.header("x-hagate-page") == "blocked"  # the gateway's own page, not HA's
     assert "not cf.tls_client_auth" not in r.body.decode()  # never the expression
     html = gw.request("/", headers={"Accept": "text/html,*/*"})
     assert html.header(
@@ -260,6 +261,7 @@ def test_upstream_slow_gives_504_and_down_gives_502(gw: Gateway) -> None:
     gw.upstream.close()
     r = gw.request("/", cert="phone")
     assert r.status == 502 and "cannot be reached" in r.body.decode()
+    assert r.header("x-hagate-page") == "upstream"
     actions = [(e["status"], e["action"]) for e in gw.events()]
     assert (504, "upstream_error") in actions and (502, "upstream_error") in actions
 
@@ -473,10 +475,11 @@ def test_body_size_limit_gives_413_and_is_an_event(tmp_path: Path) -> None:
 
 def test_only_the_configured_name_is_served(gw: Gateway) -> None:
     r = gw.request("/", cert="phone", headers={"Host": "other.test"})
-    assert r.status == 421
+    assert r.status == 421 and r.header("x-hagate-page") == "wrong-host"
     ctx = gw.context("phone")
     ctx.check_hostname = False  # a client that ignores the name mismatch still gets nowhere
     with ctx.wrap_socket(gw.tcp(), server_hostname="other.test") as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: other.test\r\n\r\n")
         assert read_response(sock, bytearray()).status == 421
     assert gw.upstream.seen == []
+    assert gw.request("/", cert="phone").header("x-hagate-page") is None  # HA's own answer

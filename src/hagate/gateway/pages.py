@@ -46,8 +46,11 @@ def page(
     keep_alive: bool,
     hint: str = "",
     body_allowed: bool = True,
+    kind: str = "refused",
 ) -> bytes:
-    """A complete HTTP/1.1 response."""
+    """A complete HTTP/1.1 response. Its `X-Hagate-Page` header (`blocked`, `refused`,
+    `wrong-host`, `upstream`) tells a program, such as the Alexa handler, that the gateway
+    answered and why, not Home Assistant."""
     if as_html:
         body = _HTML.format(
             status=status,
@@ -64,7 +67,7 @@ def page(
     head = (
         f"HTTP/1.1 {status} {reason_phrase(status)}\r\n"
         f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-        f"Cache-Control: no-store\r\nX-Request-Id: {request_id}\r\n"
+        f"Cache-Control: no-store\r\nX-Request-Id: {request_id}\r\nX-Hagate-Page: {kind}\r\n"
         f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
     ).encode()
     return head + (body if body_allowed else b"")

@@ -350,6 +350,7 @@ class Gateway:
                     wants_html,
                     keep_alive=False,
                     body_allowed=head.method != "HEAD",
+                    kind="wrong-host",
                 ),
             )
             self._event(ex, sni, cert)  # before the drain: a client gone by then keeps its row
@@ -394,6 +395,7 @@ class Gateway:
                         ex.request_id,
                         wants_html,
                         keep_alive=False,
+                        kind="upstream",
                     ),
                 )
                 await client.drain()
@@ -480,6 +482,7 @@ class Gateway:
                 keep,
                 hint,
                 body_allowed=head.method != "HEAD",
+                kind="blocked",
             ),
         )
         await client.drain()

@@ -1,0 +1,9 @@
+"""The `hagate` command line: each module parses one command group's arguments and calls into
+the components, nothing more. Importing this package registers every group on the root."""
+
+from __future__ import annotations
+
+from hagate.cli import certs, relay, rules, serve, setup  # noqa: F401  (they register commands)
+from hagate.cli.base import cli, main
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,180 @@
+"""`hagate cert` and `hagate ca`: client certificates and the authority."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from hagate.cli.base import Context, cli, pass_ctx
+from hagate.errors import HagateError
+
+# -- cert ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def cert() -> None:
+    """Client certificates: issue, list, revoke."""
+
+
+def _read_password(password_file: Path | None) -> bytes:
+    if password_file is not None:
+        try:
+            text = password_file.read_bytes()
+        except OSError as e:
+            raise HagateError(f"cannot read password file {password_file}: {e.strerror}") from e
+        password = text.removesuffix(b"\n").removesuffix(b"\r")
+        if not password:
+            raise HagateError(f"the password in {password_file} is empty")
+        return password
+    if not sys.stdin.isatty():
+        raise HagateError("--p12 needs --password-file when hagate is not run on a terminal")
+    entered: str = click.prompt(
+        "Password for the bundle", hide_input=True, confirmation_prompt=True, err=True
+    )
+    if not entered:
+        raise HagateError("the password is empty")
+    return entered.encode()
+
+
+@cert.command("issue")
+@click.argument("name")
+@click.option("--days", type=int, default=825, show_default=True, help="Validity in days.")
+@click.option(
+    "--p12", "p12", type=click.Path(dir_okay=False, path_type=Path), help="Write a PKCS#12 bundle."
+)
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Bundle password (first line).",
+)
+@click.option("--legacy", is_flag=True, help="3DES/SHA-1 bundle for older Android, Windows, Apple.")
+@click.option(
+    "--pem-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write NAME.crt and NAME.key here.",
+)
+@pass_ctx
+def cert_issue(
+    ctx: Context,
+    name: str,
+    days: int,
+    p12: Path | None,
+    password_file: Path | None,
+    legacy: bool,
+    pem_dir: Path | None,
+) -> None:
+    """Issue a client certificate named NAME, signed by hagate's CA."""
+    from hagate.pki import certs
+    from hagate.pki.authority import Authority, validate_name
+    from hagate.pki.devices import install_instructions
+    from hagate.pki.pkcs12 import build_pkcs12
+    from hagate.state import CLIENTS_DIR, atomic_write
+
+    ctx.state.require()
+    validate_name(name)
+    password = _read_password(password_file) if p12 is not None else None
+    if p12 is None and pem_dir is None:
+        pem_dir = ctx.state.subdir(CLIENTS_DIR)
+    for target in (p12.parent if p12 else None, pem_dir):
+        if target is not None and target != ctx.state / CLIENTS_DIR:
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise HagateError(f"cannot create {target}: {e.strerror}") from e
+    authority = Authority(ctx.state)
+    issued, record = authority.issue(name, days)
+    try:
+        if p12 is not None and password is not None:
+            bundle = build_pkcs12(
+                name, issued.key, issued.cert, authority.ca_cert(), password, legacy
+            )
+            atomic_write(p12, bundle, mode=0o600)
+        if pem_dir is not None:
+            atomic_write(pem_dir / f"{name}.key", certs.key_pem(issued.key), mode=0o600)
+            atomic_write(pem_dir / f"{name}.crt", certs.cert_pem(issued.cert), mode=0o644)
+    except OSError as e:
+        raise HagateError(
+            f"certificate {name!r} was issued but writing it failed: {e}; "
+            f"revoke it (hagate cert revoke {record.serial_hex}) and issue again"
+        ) from e
+    click.echo(f"Issued:   {record.name}")
+    click.echo(f"Serial:   {record.serial_hex}")
+    click.echo(f"SHA-256:  {record.sha256}")
+    click.echo(f"Expires:  {record.not_after.isoformat()}")
+    if p12 is not None:
+        kind = "legacy 3DES/SHA-1" if legacy else "AES-256/SHA-256"
+        click.echo(f"Bundle:   {p12} ({kind})")
+    if pem_dir is not None:
+        click.echo(f"PEM:      {pem_dir / (name + '.crt')}, {pem_dir / (name + '.key')}")
+    click.echo("")
+    click.echo(install_instructions(p12, pem_dir, name))
+
+
+@cert.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@pass_ctx
+def cert_list(ctx: Context, as_json: bool) -> None:
+    """Every issued certificate with its status."""
+    from hagate.pki.authority import Authority
+
+    records = Authority(ctx.state.require()).records()
+    if as_json:
+        click.echo(json.dumps([r.summary() for r in records], indent=2))
+        return
+    if not records:
+        click.echo("No certificates issued yet: hagate cert issue NAME --p12 NAME.p12")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "serial", "sha256", "not after", "status", box=None)
+    for r in records:
+        s = r.summary()
+        table.add_row(s["name"], s["serial"], s["sha256"][:16] + "…", s["not_after"], s["status"])
+    Console(width=200).print(table)
+
+
+@cert.command("revoke")
+@click.argument("selector", metavar="NAME|SERIAL|SHA256")
+@click.option("--reason", help="Why, for your records.")
+@pass_ctx
+def cert_revoke(ctx: Context, selector: str, reason: str | None) -> None:
+    """Revoke a certificate now; the gateway refuses it on the next request."""
+    from hagate.pki.authority import Authority
+    from hagate.state import CRL_NAME
+
+    record = Authority(ctx.state.require()).revoke(selector, reason)
+    click.echo(f"Revoked {record.name} (serial {record.serial_hex}); CRL: {ctx.state / CRL_NAME}")
+
+
+# -- ca -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def ca() -> None:
+    """The certificate authority."""
+
+
+@ca.command("export")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout)."
+)
+@pass_ctx
+def ca_export(ctx: Context, out: Path | None) -> None:
+    """The CA certificate in PEM."""
+    from hagate.pki.authority import Authority
+    from hagate.pki.certs import cert_pem
+    from hagate.state import atomic_write
+
+    pem = cert_pem(Authority(ctx.state.require()).ca_cert())
+    if out is None:
+        click.echo(pem.decode(), nl=False)
+    else:
+        try:
+            atomic_write(out, pem)
+        except OSError as e:
+            raise HagateError(f"cannot write {out}: {e.strerror}") from e
+        click.echo(f"CA certificate written to {out}", err=True)
