@@ -61,7 +61,7 @@ def gateway(
     networks |= {f"127.0.{n}.{IOS_ELSEWHERE}/32": 64500 for n in MODES.values()}
     asn_db = write_asn_db(tmp / "asn.mmdb", networks)
     cfg.write_text(cfg.read_text().replace("  asn_db:\n", f"  asn_db: {asn_db}\n"))
-    g.configure(rules=RULES)
+    g.configure(rules=RULES, gateway={"idle_timeout": 5})  # short, for the Alexa idle test
     g.issue("phone")
     relay: Relay | None = None
     if mode == "serve":

@@ -105,6 +105,8 @@ alexa:
 input_boolean:
   porch_light:
     name: Porch light
+  kitchen_light:
+    name: Kitchen light
 logger:
   default: warning
   logs:
@@ -201,6 +203,37 @@ class HomeAssistant:
             {"client_id": client_id, "redirect_uri": client_id + "?auth_callback=1"},
             self.access_token,
         )
+
+    def long_lived_token(self, name: str) -> str:
+        """A long-lived access token, made through HA's websocket API as the profile page does."""
+        from websockets.sync.client import connect
+
+        url = f"ws://127.0.0.1:{self.port}/api/websocket"
+        with connect(url, open_timeout=30) as ws:
+            json.loads(ws.recv())
+            ws.send(json.dumps({"type": "auth", "access_token": self.access_token}))
+            assert json.loads(ws.recv())["type"] == "auth_ok"
+            ws.send(
+                json.dumps(
+                    {
+                        "id": 1,
+                        "type": "auth/long_lived_access_token",
+                        "client_name": name,
+                        "lifespan": 365,
+                    }
+                )
+            )
+            answer = json.loads(ws.recv())
+        assert answer.get("success"), answer
+        token: str = answer["result"]
+        return token
+
+    def state(self, entity_id: str) -> str:
+        req = urllib.request.Request(f"{self.url}/api/states/{entity_id}")
+        req.add_header("Authorization", f"Bearer {self.access_token}")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            value: str = json.loads(r.read())["state"]
+            return value
 
     def banned(self) -> str:
         path = self.config_dir / "ip_bans.yaml"
