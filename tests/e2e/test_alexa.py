@@ -86,6 +86,10 @@ def test_discovery_turn_on_off_and_report_state(
     assert home_assistant.state(KITCHEN) == "off"  # the last directive switched it off
     logs = [r.log[0] for r in results]
     assert [entry["reused"] for entry in logs] == [False, True, True, True]
+    # One connection for all four: no retry, no new handshake (TLS 1.3 session tickets make a
+    # kept socket readable; an answer left open makes http.client refuse the next request).
+    assert [entry["retried"] for entry in logs] == [False] * 4
+    assert [entry["connect_ms"] is None for entry in logs] == [False, True, True, True]
     assert (
         logs[1]["directive"] == "Alexa.PowerController.TurnOn" and logs[1]["outcome"] == "Response"
     )

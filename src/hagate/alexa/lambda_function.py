@@ -201,7 +201,21 @@ def _stale(conn: http.client.HTTPConnection) -> bool:
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return True
-    return bool(readable)
+    if not readable:
+        return False
+    # Readable is not closed: TLS 1.3 session tickets arrive after the handshake and make the
+    # socket readable without a byte of application data.
+    try:
+        sock.setblocking(False)
+        sock.recv(1)
+    except ssl.SSLWantReadError:
+        return False  # only TLS housekeeping was waiting
+    except (OSError, ssl.SSLError):
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            sock.setblocking(True)
+    return True  # the close (b"") or bytes nobody asked for: either way not to be reused
 
 
 class _Timing:
@@ -284,6 +298,10 @@ def _connect(settings: Settings, deadline: float, timing: _Timing) -> http.clien
     address = settings.connect_address or settings.host
     sock = socket.create_connection((address, settings.port), timeout=deadline - t0)
     try:
+        # http.client writes the head and the body apart: without this, Nagle holds the body
+        # until the gateway's delayed ACK (40 ms on a kept connection). Its connect() sets it;
+        # this socket is made here, so it must too.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         t1 = time.monotonic()
         sock.settimeout(max(deadline - t1, 0.001))
         tls = _context.wrap_socket(sock, server_hostname=settings.host)
@@ -308,12 +326,16 @@ def _read_body(
             raise TimeoutError("the answer did not arrive within the deadline")
         if conn.sock is not None:
             conn.sock.settimeout(left)
+        if response.length == 0:  # all of Content-Length is in
+            break
         chunk = response.read1(65536)
         if not chunk:
             if response.length:  # the connection ended before Content-Length was met
                 raise http.client.IncompleteRead(b"".join(chunks), response.length)
-            return b"".join(chunks)
+            break
         chunks.append(chunk)
+    response.close()  # or http.client refuses the next request on this connection
+    return b"".join(chunks)
 
 
 def _network_failure(e: BaseException) -> Failure:
