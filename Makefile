@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.steps_bench
 	$(BIN)/python -m bench.framing_bench
 	$(BIN)/python -m bench.tunnel_bench
+	$(BIN)/python -m bench.alexa_bench
 	HAGATE_DIFF_MUTATIONS=2000 HAGATE_DIFF_EXAMPLES=300 $(BIN)/pytest -q tests/differential
 
 clean:
