@@ -38,7 +38,7 @@ def write_country_db(path: Path, networks: dict[str, tuple[str, str]]) -> Path:
         writer.insert_network(
             netaddr.IPSet([cidr]),
             {
-                "country": {"iso_code": country},
+                "country": {"iso_code": country, "names": {"en": f"Country {country}"}},
                 "continent": {"code": continent},
             },
         )

@@ -53,6 +53,20 @@ class GeoIP:
                 continent = str(k.get("code", "")) if isinstance(k, dict) else ""
         return Location(asn, country, continent)
 
+    def describe(self, ip: str) -> tuple[str, str]:
+        """(AS organisation, country name) for an address, each "" when unknown."""
+        org = name = ""
+        with_asn = self.asn.get(ip) if self.asn is not None else None
+        if isinstance(with_asn, dict):
+            org = str(with_asn.get("autonomous_system_organization") or "")
+        with_country = self.country.get(ip) if self.country is not None else None
+        if isinstance(with_country, dict):
+            c = with_country.get("country") or with_country.get("registered_country") or {}
+            names = c.get("names") if isinstance(c, dict) else None
+            if isinstance(names, dict):
+                name = str(names.get("en") or "")
+        return org, name
+
     def close(self) -> None:
         for db in (self.asn, self.country):
             if db is not None:

@@ -291,3 +291,14 @@ def test_invoke_prints_each_answer_and_its_timings(gateway: Gateway, bundle: Pat
     assert r.code == 0, r.err
     assert "#1 cold:" in r.out and "#2 warm:" in r.out and "StateReport" in r.out
     assert "TLS" in r.out.splitlines()[0]
+
+
+def test_home_assistants_own_error_responses_pass_through_unchanged(
+    gateway: Gateway, bundle: Path
+) -> None:
+    (r,) = invoke(bundle, [directive("turn-on", "input_boolean.no_such_thing")])
+    event = r.response["event"]
+    assert event["header"]["namespace"] == "Alexa" and event["header"]["name"] == "ErrorResponse"
+    assert event["payload"]["type"] == "NO_SUCH_ENDPOINT"  # HA's type, not one of the handler's
+    assert r.log[0]["status"] == 200 and r.log[0]["outcome"] == "ErrorResponse"
+    assert "reason" not in r.log[0]

@@ -76,6 +76,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
 CREATE INDEX IF NOT EXISTS events_client ON events(client_ip, time);
+CREATE INDEX IF NOT EXISTS events_action ON events(action, time);
+CREATE INDEX IF NOT EXISTS events_asn ON events(asn, time);
+CREATE INDEX IF NOT EXISTS events_cert ON events(cert_name, time);
+CREATE INDEX IF NOT EXISTS events_path ON events(path);
 """
 # One INSERT of many rows rather than executemany, which steps SQLite once per row and lets go
 # of the GIL around each step (when the writer was a thread of the gateway, that alone cost

@@ -177,6 +177,18 @@ def fork_workers(
 
 
 def serve(state: StateDir, listen: str | None, workers: int, log_format: str) -> None:
+    """`hagate serve`: the gateway on its own listener; its pid is in the state directory
+    while it runs (so `hagate rules preset add` can tell it to reload)."""
+    from hagate.gateway import pidfile
+
+    pidfile.write(state)
+    try:
+        _serve(state, listen, workers, log_format)
+    finally:
+        pidfile.remove(state)
+
+
+def _serve(state: StateDir, listen: str | None, workers: int, log_format: str) -> None:
     setup = load_setup(state)
     cfg: Config = setup.config
     host, port = parse_listen(listen or cfg.listen)

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 from hagate.errors import HagateError
-from hagate.gateway.server import Gateway
+from hagate.gateway.server import Gateway, Setup
 from hagate.state import StateDir
 from hagate.tunnel.frames import PROTOCOL_VERSION, FrameDecoder, FrameType, encode
 from hagate.tunnel.mux import Mux, Stream, splice
@@ -259,16 +259,34 @@ def run_connect(
     Each worker keeps its own connection to every relay; a relay spreads new streams over
     all of a hostname's connectors, so every worker (and core) takes its share.
     """
-    from hagate.eventloop import run_event_loop
-    from hagate.events.store import EVENTS_NAME
-    from hagate.events.store import connect as connect_events
-    from hagate.gateway.runner import fork_workers, load_setup, run_gateway
+    from hagate.gateway import pidfile
+    from hagate.gateway.runner import load_setup
 
     setup = load_setup(state)
     # Plain errors now, before any worker, rather than a retry loop later.
     token_claim(token)
     if fingerprint is not None:
         pinned_fingerprint(fingerprint)
+    pidfile.write(state)
+    try:
+        _run_workers(state, setup, relays, token, fingerprint, log_format, workers)
+    finally:
+        pidfile.remove(state)
+
+
+def _run_workers(
+    state: StateDir,
+    setup: Setup,
+    relays: list[RelayAddress],
+    token: str,
+    fingerprint: str | None,
+    log_format: str,
+    workers: int,
+) -> None:
+    from hagate.eventloop import run_event_loop
+    from hagate.events.store import EVENTS_NAME
+    from hagate.events.store import connect as connect_events
+    from hagate.gateway.runner import fork_workers, run_gateway
 
     def work(_: int = 0) -> None:
         async def feed(gateway: Gateway) -> None:

@@ -1,0 +1,262 @@
+"""`hagate events`: read the event log (list, top, export, tail)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hagate.cli.base import Context, cli, pass_ctx
+from hagate.errors import HagateError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def filters(fn: F) -> F:
+    """The filter options every `hagate events` command takes."""
+    options = [
+        click.option("--since", help="24h, 7d, 30m, 2w, or an ISO date/time."),
+        click.option("--until", help="As --since."),
+        click.option(
+            "--action",
+            type=click.Choice(
+                ["allow", "skip", "block", "log", "refused", "upstream_error", "tls_error"]
+            ),
+        ),
+        click.option("--ip", help="An address or a network (CIDR)."),
+        click.option("--asn", type=click.IntRange(0), help="The client's AS number."),
+        click.option("--country", help="ISO country code, e.g. NL."),
+        click.option("--path-prefix", help="Paths that start with this."),
+        click.option("--rule", help="Rules whose description contains this."),
+        click.option("--cert", help="Requests with this certificate (by name)."),
+        click.option("--status", type=click.IntRange(100, 599)),
+        click.option("--ua", help="User agents that contain this."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _filter(options: dict[str, Any], default_since: str | None = None) -> Any:
+    from hagate.review.query import EventFilter, parse_network, parse_time
+
+    since = options.get("since") or default_since
+    return EventFilter(
+        since=parse_time(since) if since else None,
+        until=parse_time(options["until"]) if options.get("until") else None,
+        action=options.get("action"),
+        network=parse_network(options["ip"]) if options.get("ip") else None,
+        asn=options.get("asn"),
+        country=options.get("country"),
+        path_prefix=options.get("path_prefix"),
+        rule=options.get("rule"),
+        cert=options.get("cert"),
+        status=options.get("status"),
+        ua=options.get("ua"),
+    )
+
+
+def _log(ctx: Context) -> Any:
+    from hagate.events.store import EVENTS_NAME
+    from hagate.review.query import open_log
+
+    return open_log(ctx.state.require() / EVENTS_NAME)
+
+
+def _geoip(ctx: Context) -> Any:
+    from hagate import config
+    from hagate.geoip import GeoIP
+
+    if not ctx.state.config_path.exists():
+        return GeoIP()
+    cfg = config.load_config(ctx.state.config_path)
+    return GeoIP(cfg.asn_db, cfg.country_db)
+
+
+def _console() -> Any:
+    """A terminal's own width; piped output is not folded to 80 columns."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=220)
+
+
+def _when(t: float) -> str:
+    return datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+@cli.group(invoke_without_command=True)
+@filters
+@click.option("--limit", type=click.IntRange(1, 100000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines with every column.")
+@click.pass_context
+def events(click_ctx: click.Context, /, limit: int, as_json: bool, **options: Any) -> None:
+    """The event log, newest first; `top`, `export` and `tail` below."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    from hagate.review.query import recent
+
+    ctx = click_ctx.find_object(Context)
+    assert ctx is not None
+    db = _log(ctx)
+    try:
+        found = recent(db, _filter(options), limit)
+    finally:
+        db.close()
+    if as_json:
+        for row in found:
+            click.echo(json.dumps(row))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for name in ("time", "client", "request", "status", "action", "rule / reason", "cert"):
+        table.add_column(name, overflow="fold")
+    for r in found:
+        client = r["client_ip"] or ""
+        if r["asn"]:
+            client += f" AS{r['asn']}"
+        if r["country"]:
+            client += f" {r['country']}"
+        request = f"{r['method'] or ''} {r['path'] or ''}".strip()
+        table.add_row(
+            _when(r["time"]),
+            client,
+            request,
+            str(r["status"] or ""),
+            r["action"],
+            r["rule"] or r["reason"] or "",
+            r["cert_name"] or "",
+        )
+    _console().print(table)
+    if not found:
+        click.echo("no events match", err=True)
+
+
+@events.command("top")
+@click.option(
+    "--by",
+    "by",
+    required=True,
+    type=click.Choice(["asn", "country", "ip", "path", "ua", "rule", "cert", "status"]),
+)
+@filters
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def events_top(ctx: Context, /, by: str, limit: int, as_json: bool, **options: Any) -> None:
+    """Counts of the matching events by one field, with AS and country names."""
+    from hagate.review.query import top
+
+    db = _log(ctx)
+    try:
+        counts = top(db, _filter(options), by, limit)
+    finally:
+        db.close()
+    geo = _geoip(ctx) if by in ("asn", "country", "ip") else None
+    out = []
+    for c in counts:
+        org, country = geo.describe(c.sample_ip) if geo is not None and c.sample_ip else ("", "")
+        entry: dict[str, Any] = {by: c.key, "count": c.count, "last": c.last}
+        if by in ("asn", "ip") and org:
+            entry["as_name"] = org
+        if by in ("country", "ip") and country:
+            entry["country_name"] = country
+        out.append(entry)
+    if as_json:
+        for entry in out:
+            click.echo(json.dumps(entry))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    table.add_column("count", justify="right")
+    table.add_column(by, overflow="fold")
+    table.add_column("", overflow="fold")
+    table.add_column("last seen")
+    for e in out:
+        key = e[by]
+        label = (
+            f"AS{key}"
+            if by == "asn" and key is not None
+            else ("(none)" if key is None else str(key))
+        )
+        table.add_row(
+            str(e["count"]),
+            label,
+            e.get("as_name") or e.get("country_name") or "",
+            _when(e["last"]),
+        )
+    _console().print(table)
+
+
+@events.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="jsonl", show_default=True
+)
+@filters
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
+@pass_ctx
+def events_export(ctx: Context, /, fmt: str, out: Path | None, **options: Any) -> None:
+    """Every matching event, oldest first, as CSV or JSON lines."""
+    from hagate.events.store import COLUMNS
+    from hagate.review.query import rows
+
+    db = _log(ctx)
+    try:
+        stream = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
+    except OSError as e:
+        db.close()
+        raise HagateError(f"cannot write {out}: {e.strerror}") from e
+    n = 0
+    try:
+        writer = csv.writer(stream) if fmt == "csv" else None
+        if writer is not None:
+            writer.writerow(("id", *COLUMNS))
+        for row in rows(db, _filter(options)):
+            if writer is not None:
+                writer.writerow([row["id"], *(row[c] for c in COLUMNS)])
+            else:
+                stream.write(json.dumps(row) + "\n")
+            n += 1
+    finally:
+        db.close()
+        if out:
+            stream.close()
+    if out:
+        click.echo(f"{n} events written to {out}", err=True)
+
+
+@events.command("tail")
+@filters
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--interval", type=click.FloatRange(0.1, 60), default=0.5, show_default=True)
+@pass_ctx
+def events_tail(ctx: Context, /, as_json: bool, interval: float, **options: Any) -> None:
+    """Follow new events as they land (as tail -f); Ctrl-C stops."""
+    from dataclasses import replace
+
+    from hagate.events.logline import line_maker
+    from hagate.review.query import last_id, rows
+
+    line = line_maker("json" if as_json else "text")
+    db = _log(ctx)
+    base = _filter(options)
+    seen = last_id(db)
+    try:
+        while True:
+            for row in rows(db, replace(base, after_id=seen)):
+                seen = row["id"]
+                click.echo(line(row), nl=False)
+            sys.stdout.flush()
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        db.close()

@@ -1,0 +1,70 @@
+"""`hagate rules preset`: named, narrow rules for integrations without a certificate."""
+
+from __future__ import annotations
+
+import click
+
+from hagate.cli.base import Context, pass_ctx
+from hagate.cli.rules import rules
+
+
+@rules.group("preset")
+def preset_group() -> None:
+    """Rules for the companion apps, Alexa and Google Assistant: list, show, add."""
+
+
+@preset_group.command("list")
+def preset_list() -> None:
+    """The presets, with what each lets in."""
+    from hagate.rules.presets import PRESETS
+
+    for p in PRESETS.values():
+        needs = " (needs --asn)" if p.needs_asns else ""
+        click.echo(f"{p.name:<24}{p.summary}{needs}")
+
+
+def _asn_option(fn: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--asn",
+        "asns",
+        type=click.IntRange(1, 4294967295),
+        multiple=True,
+        help="A network (AS number) to let in from; repeat it. For the companion apps.",
+    )(fn)
+
+
+@preset_group.command("show")
+@click.argument("name")
+@_asn_option
+def preset_show(name: str, asns: tuple[int, ...]) -> None:
+    """The rule NAME would add, as YAML for `rules:`."""
+    import json
+
+    from hagate.rules.presets import preset
+
+    rule = preset(name).rule(asns)
+    # JSON strings are YAML double-quoted scalars: safe whatever the text holds.
+    click.echo(f"  - description: {json.dumps(rule['description'])}")
+    click.echo(f"    expression: {json.dumps(rule['expression'])}")
+    click.echo(f"    action: {rule['action']}")
+
+
+@preset_group.command("add")
+@click.argument("name")
+@_asn_option
+@pass_ctx
+def preset_add(ctx: Context, name: str, asns: tuple[int, ...]) -> None:
+    """Add the rule NAME to hagate.yaml, above the certificate rule (comments are kept)."""
+    from hagate.configedit import insert_rule
+    from hagate.gateway.pidfile import reload_running
+    from hagate.rules.presets import preset
+
+    rule = preset(name).rule(asns)
+    path = ctx.state.require().config_path
+    backup = insert_rule(path, rule)
+    click.echo(f"Added {rule['description']!r} to {path} (the old file is {backup.name})")
+    reloaded = reload_running(ctx.state)
+    if reloaded:
+        click.echo(f"Told the running gateway to reload (process {', '.join(map(str, reloaded))})")
+    else:
+        click.echo("No running gateway found here; it takes the rule when it starts (or on SIGHUP)")

@@ -1,0 +1,85 @@
+"""Edits to hagate.yaml that keep the user's comments and layout.
+
+Rules:
+  1. The file is edited as a round-trip YAML document (ruamel.yaml): comments, key order and
+     the layout of everything not touched stay as they were.
+  2. The result is checked as the gateway would load it (config and rules) before anything is
+     written; a result that does not check changes nothing.
+  3. The old file is kept as a backup, and the new one replaces it in one step, with its mode.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from hagate import config
+from hagate.errors import HagateError
+from hagate.state import atomic_write
+
+CERT_FIELD = "cf.tls_client_auth.cert_verified"
+
+
+def _yaml() -> YAML:
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 4096  # never wrap an expression over lines of its own
+    y.indent(mapping=2, sequence=4, offset=2)  # the layout `hagate init` writes
+    return y
+
+
+def certificate_rule_index(rules: list[Any]) -> int:
+    """Where a rule that must come before the certificate rule goes: above the first block
+    rule that reads the certificate, or first when there is none."""
+    for i, rule in enumerate(rules):
+        if (
+            isinstance(rule, dict)
+            and rule.get("action") == "block"
+            and CERT_FIELD in str(rule.get("expression", ""))
+        ):
+            return i
+    return 0
+
+
+def insert_rule(path: Path, rule: dict[str, str]) -> Path:
+    """Insert `rule` above the certificate rule in the config at `path`; returns the backup."""
+    text = path.read_text(encoding="utf-8")
+    y = _yaml()
+    doc = y.load(text)
+    if not isinstance(doc, CommentedMap):
+        raise HagateError(f"{path} is not a YAML mapping; fix it first (hagate rules check)")
+    rules = doc.get("rules")
+    if rules is None:
+        rules = doc["rules"] = CommentedSeq()
+    if not isinstance(rules, CommentedSeq):
+        raise HagateError(f"`rules:` in {path} is not a list")
+    if any(isinstance(r, dict) and r.get("description") == rule["description"] for r in rules):
+        raise HagateError(f"{path} already has the rule {rule['description']!r}")
+    entry = CommentedMap(rule)
+    rules.insert(certificate_rule_index(list(rules)), entry)
+    out = io.StringIO()
+    y.dump(doc, out)
+    return replace_checked(path, out.getvalue())
+
+
+def replace_checked(path: Path, new_text: str) -> Path:
+    """Check `new_text` as the gateway would, back up `path`, then write it in one step."""
+    from hagate.rules.ruleset import ruleset_from_config
+
+    try:
+        cfg = config.parse_config(new_text, str(path))
+        ruleset_from_config(cfg)
+    except HagateError as e:
+        raise HagateError(f"the change would not check, so nothing was written: {e}") from None
+    backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
+    shutil.copy2(path, backup)
+    mode = os.stat(path).st_mode & 0o777
+    atomic_write(path, new_text.encode("utf-8"), mode=mode)
+    return backup

@@ -1,0 +1,106 @@
+"""Named, narrow rules for the Home Assistant integrations that get in without a certificate.
+
+Rules:
+  1. A preset names the method, the exact paths and the networks it opens; none opens every
+     path of a whole cloud (AS16509, AS15169).
+  2. A preset that trusts the owner's own networks (the companion apps) takes those networks
+     from the caller: it has no default ASN.
+  3. Each is a `skip` rule, to go above the certificate rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hagate.errors import HagateError
+
+AMAZON_ASNS = (16509, 14618)
+GOOGLE_ASNS = (15169,)
+APPLE_OSES = ("iOS", "iPadOS", "macOS", "watchOS", "visionOS")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    summary: str
+    description: str  # the rule's description in hagate.yaml
+    needs_asns: bool
+    default_asns: tuple[int, ...] = ()
+
+    def expression(self, asns: tuple[int, ...] = ()) -> str:
+        asns = asns or self.default_asns
+        if self.needs_asns and not asns:
+            raise HagateError(
+                f"the {self.name} preset needs the networks your devices use: --asn N (repeat"
+                " it), e.g. your home and mobile providers' ASNs (hagate events top --by asn)"
+            )
+        nets = " ".join(str(a) for a in sorted(set(asns)))
+        return EXPRESSIONS[self.name].format(asns=nets)
+
+    def rule(self, asns: tuple[int, ...] = ()) -> dict[str, str]:
+        return {
+            "description": self.description,
+            "expression": self.expression(asns),
+            "action": "skip",
+        }
+
+
+_APPLE = " or ".join(f'http.user_agent contains "; {os} "' for os in APPLE_OSES)
+EXPRESSIONS = {
+    "ios-companion": (
+        '(http.user_agent contains "(io.robbie.HomeAssistant; build:" and (' + _APPLE + ")"
+        " and ip.src.asnum in {{{asns}}})"
+    ),
+    "android-companion": (
+        '(http.user_agent contains "Home Assistant/" and http.user_agent contains "(Android "'
+        " and ip.src.asnum in {{{asns}}})"
+    ),
+    "alexa-account-linking": (
+        '(http.request.method eq "POST" and http.request.uri.path eq "/auth/token"'
+        " and ip.src.asnum in {{{asns}}})"
+    ),
+    "google-assistant": (
+        '(http.request.method eq "POST" and http.request.uri.path in'
+        ' {{"/api/google_assistant" "/auth/token"}} and ip.src.asnum in {{{asns}}})'
+    ),
+}
+
+PRESETS = {
+    p.name: p
+    for p in (
+        Preset(
+            "ios-companion",
+            "the companion app on iPhone, iPad, Mac, Watch and Vision, from your own networks",
+            "iOS companion app from your networks (preset ios-companion)",
+            needs_asns=True,
+        ),
+        Preset(
+            "android-companion",
+            "the Android companion app from your own networks (when it cannot present its"
+            " certificate)",
+            "Android companion app from your networks (preset android-companion)",
+            needs_asns=True,
+        ),
+        Preset(
+            "alexa-account-linking",
+            "Amazon's servers at POST /auth/token (Alexa with HA account linking), nothing else",
+            "Alexa account linking: Amazon refreshes tokens (preset alexa-account-linking)",
+            needs_asns=False,
+            default_asns=AMAZON_ASNS,
+        ),
+        Preset(
+            "google-assistant",
+            "Google's servers at POST /api/google_assistant and POST /auth/token, nothing else",
+            "Google Assistant: Google's servers (preset google-assistant)",
+            needs_asns=False,
+            default_asns=GOOGLE_ASNS,
+        ),
+    )
+}
+
+
+def preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise HagateError(f"no preset {name!r}; the presets are {', '.join(PRESETS)}") from None
