@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.framing_bench
 	$(BIN)/python -m bench.tunnel_bench
 	$(BIN)/python -m bench.alexa_bench
+	$(BIN)/python -m bench.events_bench
 	HAGATE_DIFF_MUTATIONS=2000 HAGATE_DIFF_EXAMPLES=300 $(BIN)/pytest -q tests/differential
 
 clean:

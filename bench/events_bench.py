@@ -162,7 +162,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hagate-events-bench-") as tmp:
         path = Path(tmp) / "events.sqlite3"
         seconds = generate(path)
-        size = path.stat().st_size + Path(str(path) + "-wal").stat().st_size
+        wal = Path(str(path) + "-wal")
+        size = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
         db = open_log(path)
         now = time.time()
         day = EventFilter(since=now - 86400)
