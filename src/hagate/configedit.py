@@ -83,3 +83,42 @@ def replace_checked(path: Path, new_text: str) -> Path:
     mode = os.stat(path).st_mode & 0o777
     atomic_write(path, new_text.encode("utf-8"), mode=mode)
     return backup
+
+
+def insert_relay_rule(path: Path, rule: dict[str, str]) -> Path | None:
+    """Insert `rule` first in a relay's rules file (a YAML list; created when missing),
+    checked as `hagate relay run --rules` loads it; returns the backup, if there was a file."""
+    from hagate.tunnel.admission import load_admission
+
+    y = _yaml()
+    if path.exists():
+        doc = y.load(path.read_text(encoding="utf-8"))
+        if doc is None:
+            doc = CommentedSeq()
+        if not isinstance(doc, CommentedSeq):
+            raise HagateError(f"{path} is not a YAML list of rules")
+    else:
+        doc = CommentedSeq()
+    if any(isinstance(r, dict) and r.get("description") == rule["description"] for r in doc):
+        for i, r in enumerate(doc):
+            if isinstance(r, dict) and r.get("description") == rule["description"]:
+                doc[i] = CommentedMap(rule)  # the same suggestion, with today's evidence
+    else:
+        doc.insert(0, CommentedMap(rule))
+    out = io.StringIO()
+    y.dump(doc, out)
+    text = out.getvalue()
+    check = path.with_name(f".{path.name}.check")
+    try:
+        check.write_text(text, encoding="utf-8")
+        load_admission(check, None, None)
+    except HagateError as e:
+        raise HagateError(f"the change would not check, so nothing was written: {e}") from None
+    finally:
+        check.unlink(missing_ok=True)
+    backup = None
+    if path.exists():
+        backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
+        shutil.copy2(path, backup)
+    atomic_write(path, text.encode("utf-8"))
+    return backup

@@ -260,3 +260,84 @@ def events_tail(ctx: Context, /, as_json: bool, interval: float, **options: Any)
         pass
     finally:
         db.close()
+
+
+@events.command("suggest")
+@click.option("--since", default="30d", show_default=True, help="The evidence's period.")
+@click.option("--apply", "apply_n", type=click.IntRange(1), help="Apply suggestion N.")
+@click.option(
+    "--relay-rules",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The relay's --rules file, for suggestions that belong at the relay.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def events_suggest(
+    ctx: Context, /, since: str, apply_n: int | None, relay_rules: Path | None, as_json: bool
+) -> None:
+    """Rule changes the event log's evidence supports, each with its counts."""
+    from hagate import config
+    from hagate.pki.authority import Authority
+    from hagate.review.query import parse_time
+    from hagate.review.suggest import suggest
+
+    state = ctx.state.require()
+    cfg = config.load_config(state.config_path)
+    described = [str(r.get("description") or f"#{i + 1}") for i, r in enumerate(cfg.rules)]
+    live = [r.name for r in Authority(state).records() if r.status() in ("valid", "expiring")]
+    db = _log(ctx)
+    try:
+        found = suggest(db, parse_time(since), described, live)
+    finally:
+        db.close()
+    if apply_n is not None:
+        _apply(ctx, found, apply_n, relay_rules)
+        return
+    if as_json:
+        for n, s in enumerate(found, 1):
+            click.echo(json.dumps({"number": n, **s.to_json()}))
+        return
+    if not found:
+        click.echo(f"Nothing to suggest from the events since {since}.")
+        return
+    for n, s in enumerate(found, 1):
+        click.echo(f"{n}. {s.title}")
+        for line in s.evidence:
+            click.echo(f"     {line}")
+        if s.rule is not None:
+            click.echo(f"   adds to hagate.yaml: {s.rule['expression']}")
+        if s.relay_rule is not None:
+            click.echo(f"   adds to the relay's rules: {s.relay_rule['expression']}")
+        if s.applicable:
+            extra = " --relay-rules FILE" if s.relay_rule is not None else ""
+            click.echo(f"   apply: hagate events suggest --since {since} --apply {n}{extra}")
+        click.echo()
+
+
+def _apply(ctx: Context, found: list[Any], n: int, relay_rules: Path | None) -> None:
+    from hagate.configedit import insert_relay_rule, insert_rule
+    from hagate.gateway.pidfile import reload_running
+
+    if n > len(found):
+        raise HagateError(f"there is no suggestion {n} (there are {len(found)})")
+    s = found[n - 1]
+    if not s.applicable:
+        raise HagateError(f"suggestion {n} is for you to review; there is nothing to apply")
+    if s.rule is not None:
+        path = ctx.state.config_path
+        backup = insert_rule(path, s.rule)
+        click.echo(f"Added {s.rule['description']!r} to {path} (the old file is {backup.name})")
+        if reload_running(ctx.state):
+            click.echo("Told the running gateway to reload")
+        return
+    if relay_rules is None:
+        raise HagateError(
+            f"suggestion {n} belongs at the relay: give its rules file with --relay-rules FILE"
+            " (then copy it to the relay and start it with --rules FILE)"
+        )
+    assert s.relay_rule is not None
+    insert_relay_rule(relay_rules, s.relay_rule)
+    click.echo(
+        f"Wrote {s.relay_rule['description']!r} to {relay_rules}; copy it to the relay"
+        " and restart `hagate relay run --rules FILE` there"
+    )

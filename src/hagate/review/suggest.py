@@ -1,0 +1,263 @@
+"""Rule changes suggested from the event log's evidence, each with the counts behind it.
+
+Rules:
+  1. A suggestion is the narrowest change the evidence asks for: a preset limited to the
+     networks the evidence names, an address list for the relay; never a whole cloud.
+  2. Suggestions come in a fixed order (kind, then weight of evidence), so the number shown is
+     the number `--apply` takes on the same evidence.
+  3. This module only reads; applying is the caller's, through the checked config editor.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from hagate.rules.presets import AMAZON_ASNS, APPLE_OSES, GOOGLE_ASNS, PRESETS
+
+# Paths no Home Assistant serves and scanners always try.
+PROBE_PATH = re.compile(
+    r"(\.php\b|^/\.env|^/\.git|^/cgi-bin/|^/wp-|^/phpmyadmin|^/boaform|^/actuator|^/HNAP1"
+    r"|^/admin/config|^/vendor/|^/owa/|^/\.aws|^/server-status|^/solr/|^/console/)",
+    re.I,
+)
+ASN_WIDE = 3  # probing addresses in one AS, none ever let in, before the AS itself is named
+
+
+@dataclass
+class Suggestion:
+    kind: str  # ios-companion, android-companion, alexa, google, probes, unused-cert, unused-rule
+    title: str
+    evidence: list[str]
+    rule: dict[str, str] | None = None  # for hagate.yaml, above the certificate rule
+    relay_rule: dict[str, str] | None = None  # for the relay's --rules file
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def applicable(self) -> bool:
+        return self.rule is not None or self.relay_rule is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "title": self.title,
+            "evidence": self.evidence,
+            "rule": self.rule,
+            "relay_rule": self.relay_rule,
+            **self.data,
+        }
+
+
+def _apple(ua: str) -> bool:
+    return "(io.robbie.HomeAssistant; build:" in ua and any(f"; {o} " in ua for o in APPLE_OSES)
+
+
+def _android(ua: str) -> bool:
+    return "Home Assistant/" in ua and "(Android " in ua
+
+
+def _companion(db: sqlite3.Connection, since: float, existing: set[str]) -> list[Suggestion]:
+    blocked = db.execute(
+        "SELECT asn, user_agent, client_ip, count(*) AS n FROM events WHERE time >= ?"
+        " AND action = 'block' AND cert_name IS NULL AND instr(user_agent, 'Home Assistant') > 0"
+        " GROUP BY asn, user_agent, client_ip",
+        (since,),
+    ).fetchall()
+    owners = {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT asn FROM events WHERE time >= ? AND cert_name IS NOT NULL"
+            " AND action IN ('allow', 'skip') AND asn IS NOT NULL",
+            (since,),
+        )
+    }
+    out = []
+    for name, test in (("ios-companion", _apple), ("android-companion", _android)):
+        if PRESETS[name].description in existing:
+            continue
+        per_asn: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        addresses: dict[int, set[str]] = defaultdict(set)
+        for asn, ua, ip, n in blocked:
+            if asn and test(ua or ""):
+                per_asn[asn][0] += n
+                addresses[asn].add(ip)
+        if not per_asn:
+            continue
+        asns = sorted(per_asn, key=lambda a: (-per_asn[a][0], a))
+        evidence = [
+            f"{per_asn[a][0]} requests of the app blocked from AS{a} ({len(addresses[a])}"
+            f" address{'es' if len(addresses[a]) != 1 else ''})"
+            + ("; your certificate holders use this network too" if a in owners else "")
+            for a in asns
+        ]
+        app = "iOS companion app" if name == "ios-companion" else "Android companion app"
+        out.append(
+            Suggestion(
+                name,
+                f"Let the {app} in from {', '.join(f'AS{a}' for a in asns)} (preset {name})",
+                evidence,
+                rule=PRESETS[name].rule(tuple(asns)),
+                data={"asns": asns},
+            )
+        )
+    return out
+
+
+def _cloud(db: sqlite3.Connection, since: float, existing: set[str]) -> list[Suggestion]:
+    out = []
+    cases = (
+        ("alexa", "alexa-account-linking", AMAZON_ASNS, ("/auth/token",), "Amazon's servers"),
+        (
+            "google",
+            "google-assistant",
+            GOOGLE_ASNS,
+            ("/api/google_assistant", "/auth/token"),
+            "Google's servers",
+        ),
+    )
+    for kind, preset_name, asns, paths, who in cases:
+        if PRESETS[preset_name].description in existing:
+            continue
+        marks = ",".join("?" * len(asns))
+        path_marks = ",".join("?" * len(paths))
+        rows = db.execute(
+            f"SELECT path, count(*), count(DISTINCT client_ip) FROM events WHERE time >= ?"
+            f" AND action = 'block' AND method = 'POST' AND asn IN ({marks})"
+            f" AND path IN ({path_marks}) GROUP BY path ORDER BY path",
+            (since, *asns, *paths),
+        ).fetchall()
+        if not rows:
+            continue
+        evidence = [f"{n} POST {p} blocked from {who} ({k} addresses)" for p, n, k in rows]
+        out.append(
+            Suggestion(
+                kind,
+                f"Let {who} in at {', '.join(paths)} only (preset {preset_name})",
+                evidence,
+                rule=PRESETS[preset_name].rule(),
+            )
+        )
+    return out
+
+
+def _probes(db: sqlite3.Connection, since: float) -> list[Suggestion]:
+    rows = db.execute(
+        "SELECT client_ip, asn, count(*) AS n, sum(action IN ('allow', 'skip')) AS ok,"
+        " sum(hagate_is_probe(path)) AS probes FROM events"
+        " WHERE time >= ? AND client_ip IS NOT NULL GROUP BY client_ip"
+        " HAVING ok = 0 AND probes > 0 ORDER BY n DESC, client_ip",
+        (since,),
+    ).fetchall()
+    if not rows:
+        return []
+    allowed_asns = {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT asn FROM events WHERE time >= ? AND action IN ('allow', 'skip')",
+            (since,),
+        )
+    }
+    by_asn: dict[int, list[str]] = defaultdict(list)
+    for ip, asn, *_ in rows:
+        if asn:
+            by_asn[asn].append(ip)
+    wide = sorted(a for a, ips in by_asn.items() if len(ips) >= ASN_WIDE and a not in allowed_asns)
+    single = [ip for ip, asn, *_ in rows if asn not in wide]
+    total = sum(r[2] for r in rows)
+    evidence = [
+        f"{len(rows)} addresses sent {total} requests, none ever let in, all with probes"
+        " for paths Home Assistant does not serve (/wp-login.php, /.env, ...)"
+    ]
+    evidence += [
+        f"AS{a}: {len(by_asn[a])} such addresses, and nothing from it was ever let in" for a in wide
+    ]
+    evidence += [f"{ip}: {n} requests, {probes} probes" for ip, _, n, _, probes in rows[:10]]
+    parts = []
+    if wide:
+        parts.append(f"ip.src.asnum in {{{' '.join(map(str, wide))}}}")
+    if single:
+        parts.append(f"ip.src in {{{' '.join(sorted(single))}}}")
+    expression = f"({' or '.join(parts)})"
+    relay_rule = {
+        "description": "Probe-only sources from the event log (hagate events suggest)",
+        "expression": expression,
+        "action": "block",
+    }
+    return [
+        Suggestion(
+            "probes",
+            f"Drop {len(rows)} probe-only addresses at the relay"
+            + (f" (and AS{', AS'.join(map(str, wide))})" if wide else ""),
+            evidence,
+            relay_rule=relay_rule,
+            data={"addresses": sorted(single), "asns": wide},
+        )
+    ]
+
+
+def _unused(
+    db: sqlite3.Connection, since: float, certs: list[str], rules: list[str]
+) -> list[Suggestion]:
+    used_certs = {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT cert_name FROM events WHERE time >= ? AND cert_name IS NOT NULL",
+            (since,),
+        )
+    }
+    matched = " ; ".join(
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT rule FROM events WHERE time >= ? AND rule IS NOT NULL", (since,)
+        )
+    )
+    out = []
+    idle = [c for c in certs if c not in used_certs]
+    if idle:
+        out.append(
+            Suggestion(
+                "unused-cert",
+                f"Certificates not used in this period: {', '.join(idle)}",
+                [
+                    f"{c}: no request presented it; if the device is gone: hagate cert revoke {c}"
+                    for c in idle
+                ],
+            )
+        )
+    quiet = [r for r in rules if r not in matched]
+    if quiet:
+        out.append(
+            Suggestion(
+                "unused-rule",
+                f"Rules that never matched in this period: {', '.join(repr(r) for r in quiet)}",
+                [
+                    f"{r!r}: no event names it; remove it, or check that it says what you mean"
+                    for r in quiet
+                ],
+            )
+        )
+    return out
+
+
+def suggest(
+    db: sqlite3.Connection,
+    since: float,
+    existing_rules: list[str],
+    live_certs: list[str],
+) -> list[Suggestion]:
+    """Every suggestion the evidence since `since` supports, in a fixed order.
+    `existing_rules` are the configured rules' descriptions, `live_certs` the names of the
+    certificates that are neither revoked nor expired."""
+    db.create_function(
+        "hagate_is_probe", 1, lambda p: int(bool(p and PROBE_PATH.search(p))), deterministic=True
+    )
+    existing = set(existing_rules)
+    return [
+        *_companion(db, since, existing),
+        *_cloud(db, since, existing),
+        *_probes(db, since),
+        *_unused(db, since, live_certs, existing_rules),
+    ]
