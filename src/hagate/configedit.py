@@ -122,3 +122,26 @@ def insert_relay_rule(path: Path, rule: dict[str, str]) -> Path | None:
         shutil.copy2(path, backup)
     atomic_write(path, text.encode("utf-8"))
     return backup
+
+
+def set_geoip_paths(path: Path, paths: dict[str, str]) -> Path | None:
+    """Point `geoip.asn_db` / `geoip.country_db` at `paths` (keys "asn", "country") where they
+    are not set yet; returns the backup when the file changed."""
+    y = _yaml()
+    doc = y.load(path.read_text(encoding="utf-8"))
+    if not isinstance(doc, CommentedMap):
+        raise HagateError(f"{path} is not a YAML mapping; fix it first (hagate rules check)")
+    geoip = doc.get("geoip")
+    if geoip is None:
+        geoip = doc["geoip"] = CommentedMap()
+    changed = False
+    for kind, value in paths.items():
+        key = f"{kind}_db"
+        if not geoip.get(key):
+            geoip[key] = value
+            changed = True
+    if not changed:
+        return None
+    out = io.StringIO()
+    y.dump(doc, out)
+    return replace_checked(path, out.getvalue())

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,21 +22,67 @@ class Location:
     continent: str = ""
 
 
-class GeoIP:
-    """Looks addresses up in the configured databases; either may be absent."""
+CHECK_EVERY = 5.0  # seconds between looks at a database file for a newer one
 
-    def __init__(self, asn_db: str | None = None, country_db: str | None = None) -> None:
-        self.asn = self._open(asn_db)
-        self.country = self._open(country_db)
 
-    @staticmethod
-    def _open(path: str | None) -> Any:
-        if not path:
-            return None
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return (st.st_mtime_ns, st.st_ino, st.st_size)
+
+
+class _Database:
+    """One database file, reopened when it is replaced on disk (`hagate geoip update`, cron).
+
+    A replacement that does not open keeps the old one in service and is said once."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path).expanduser()
         try:
-            return maxminddb.open_database(str(Path(path).expanduser()))
+            self.stamp = _stamp(self.path)
+            self.reader = maxminddb.open_database(str(self.path))
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as e:
             raise HagateError(f"cannot open GeoIP database {path}: {e}") from e
+        self.next_check = time.monotonic() + CHECK_EVERY
+        self.refused: tuple[int, int, int] | None = None
+
+    def get(self, address: str) -> Any:
+        if time.monotonic() >= self.next_check:
+            self._refresh()
+        return self.reader.get(address)
+
+    def _refresh(self) -> None:
+        self.next_check = time.monotonic() + CHECK_EVERY
+        try:
+            stamp = _stamp(self.path)
+        except OSError:
+            return  # gone for a moment (being replaced): keep the one in service
+        if stamp == self.stamp or stamp == self.refused:
+            return
+        try:
+            reader = maxminddb.open_database(str(self.path))
+        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as e:
+            self.refused = stamp
+            print(
+                f"hagate: GeoIP database {self.path} was replaced by one that does not open"
+                f" ({e}); keeping the previous one",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        old, self.reader, self.stamp = self.reader, reader, stamp
+        old.close()
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+class GeoIP:
+    """Looks addresses up in the configured databases; either may be absent. A database file
+    replaced on disk is picked up within CHECK_EVERY seconds, without a restart."""
+
+    def __init__(self, asn_db: str | None = None, country_db: str | None = None) -> None:
+        self.asn = _Database(asn_db) if asn_db else None
+        self.country = _Database(country_db) if country_db else None
 
     def lookup(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address | str) -> Location:
         address = str(ip)
