@@ -175,3 +175,13 @@ def test_what_cannot_be_applied_says_so(history: tuple[Gateway, Path]) -> None:
     assert review.code != 0 and "for you to review" in review.err
     none = run_hagate("events", "suggest", "--apply", "99", state=g.state)
     assert none.code != 0 and "no suggestion 99" in none.err
+
+
+def test_apply_refuses_a_result_that_does_not_check(history: tuple[Gateway, Path]) -> None:
+    g, _ = history
+    cfg = g.state / "hagate.yaml"
+    broken = cfg.read_text().replace('uri.path eq "/api/old"', 'uri.path eq "/api/old" and')
+    cfg.write_text(broken)
+    r = run_hagate("events", "suggest", "--apply", "1", state=g.state)
+    assert r.code != 0 and "nothing was written" in r.err, r.err
+    assert cfg.read_text() == broken and not list(g.state.glob("hagate.yaml.*.bak"))

@@ -14,7 +14,7 @@ import ipaddress
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,3 +194,97 @@ def top(db: sqlite3.Connection, f: EventFilter, by: str, limit: int = 20) -> lis
 def last_id(db: sqlite3.Connection) -> int:
     value = db.execute("SELECT max(id) FROM events").fetchone()[0]
     return int(value or 0)
+
+
+# -- evidence for suggestions (hagate.review.suggest reads the log only through these) ----
+
+
+def blocked_app_requests(db: sqlite3.Connection, since: float) -> list[tuple[int, str, str, int]]:
+    """(asn, user agent, client, count) of requests without a certificate that were blocked
+    and whose user agent names Home Assistant."""
+    return [
+        tuple(r)
+        for r in db.execute(
+            "SELECT asn, user_agent, client_ip, count(*) FROM events WHERE time >= ?"
+            " AND action = 'block' AND cert_name IS NULL"
+            " AND instr(user_agent, 'Home Assistant') > 0 GROUP BY asn, user_agent, client_ip",
+            (since,),
+        )
+    ]
+
+
+def certificate_networks(db: sqlite3.Connection, since: float) -> set[int]:
+    """The ASNs certificate holders were let in from."""
+    return {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT asn FROM events WHERE time >= ? AND cert_name IS NOT NULL"
+            " AND action IN ('allow', 'skip') AND asn IS NOT NULL",
+            (since,),
+        )
+    }
+
+
+def allowed_networks(db: sqlite3.Connection, since: float) -> set[int]:
+    """The ASNs anything was let in from."""
+    return {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT asn FROM events WHERE time >= ? AND action IN ('allow', 'skip')",
+            (since,),
+        )
+    }
+
+
+def blocked_posts(
+    db: sqlite3.Connection, since: float, asns: tuple[int, ...], paths: tuple[str, ...]
+) -> list[tuple[str, int, int]]:
+    """(path, requests, addresses) of blocked POSTs to `paths` from `asns`."""
+    marks, path_marks = ",".join("?" * len(asns)), ",".join("?" * len(paths))
+    return [
+        tuple(r)
+        for r in db.execute(
+            f"SELECT path, count(*), count(DISTINCT client_ip) FROM events WHERE time >= ?"
+            f" AND action = 'block' AND method = 'POST' AND asn IN ({marks})"
+            f" AND path IN ({path_marks}) GROUP BY path ORDER BY path",
+            (since, *asns, *paths),
+        )
+    ]
+
+
+def never_let_in(
+    db: sqlite3.Connection, since: float, is_probe: Callable[[str | None], bool]
+) -> list[tuple[str, int | None, int, int]]:
+    """(client, asn, requests, probes) of addresses never let in that sent at least one
+    request `is_probe` says is a probe, most requests first."""
+    db.create_function("hagate_is_probe", 1, lambda p: int(is_probe(p)), deterministic=True)
+    return [
+        tuple(r)
+        for r in db.execute(
+            "SELECT client_ip, asn, count(*) AS n, sum(hagate_is_probe(path)) AS probes"
+            " FROM events WHERE time >= ? AND client_ip IS NOT NULL GROUP BY client_ip"
+            " HAVING sum(action IN ('allow', 'skip')) = 0 AND probes > 0"
+            " ORDER BY n DESC, client_ip",
+            (since,),
+        )
+    ]
+
+
+def used_certificates(db: sqlite3.Connection, since: float) -> set[str]:
+    return {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT cert_name FROM events WHERE time >= ? AND cert_name IS NOT NULL",
+            (since,),
+        )
+    }
+
+
+def matched_rules(db: sqlite3.Connection, since: float) -> set[str]:
+    """The rule texts in the log: one description, or several joined by "; "."""
+    return {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT rule FROM events WHERE time >= ? AND rule IS NOT NULL", (since,)
+        )
+    }

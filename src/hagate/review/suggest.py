@@ -5,7 +5,8 @@ Rules:
      networks the evidence names, an address list for the relay; never a whole cloud.
   2. Suggestions come in a fixed order (kind, then weight of evidence), so the number shown is
      the number `--apply` takes on the same evidence.
-  3. This module only reads; applying is the caller's, through the checked config editor.
+  3. This module only reads, and only through hagate.review.query; applying is the
+     caller's, through the checked config editor.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from hagate.review import query
 from hagate.rules.presets import AMAZON_ASNS, APPLE_OSES, GOOGLE_ASNS, PRESETS
 
 # Paths no Home Assistant serves and scanners always try.
@@ -60,20 +62,8 @@ def _android(ua: str) -> bool:
 
 
 def _companion(db: sqlite3.Connection, since: float, existing: set[str]) -> list[Suggestion]:
-    blocked = db.execute(
-        "SELECT asn, user_agent, client_ip, count(*) AS n FROM events WHERE time >= ?"
-        " AND action = 'block' AND cert_name IS NULL AND instr(user_agent, 'Home Assistant') > 0"
-        " GROUP BY asn, user_agent, client_ip",
-        (since,),
-    ).fetchall()
-    owners = {
-        r[0]
-        for r in db.execute(
-            "SELECT DISTINCT asn FROM events WHERE time >= ? AND cert_name IS NOT NULL"
-            " AND action IN ('allow', 'skip') AND asn IS NOT NULL",
-            (since,),
-        )
-    }
+    blocked = query.blocked_app_requests(db, since)
+    owners = query.certificate_networks(db, since)
     out = []
     for name, test in (("ios-companion", _apple), ("android-companion", _android)):
         if PRESETS[name].description in existing:
@@ -121,14 +111,7 @@ def _cloud(db: sqlite3.Connection, since: float, existing: set[str]) -> list[Sug
     for kind, preset_name, asns, paths, who in cases:
         if PRESETS[preset_name].description in existing:
             continue
-        marks = ",".join("?" * len(asns))
-        path_marks = ",".join("?" * len(paths))
-        rows = db.execute(
-            f"SELECT path, count(*), count(DISTINCT client_ip) FROM events WHERE time >= ?"
-            f" AND action = 'block' AND method = 'POST' AND asn IN ({marks})"
-            f" AND path IN ({path_marks}) GROUP BY path ORDER BY path",
-            (since, *asns, *paths),
-        ).fetchall()
+        rows = query.blocked_posts(db, since, asns, paths)
         if not rows:
             continue
         evidence = [f"{n} POST {p} blocked from {who} ({k} addresses)" for p, n, k in rows]
@@ -144,22 +127,10 @@ def _cloud(db: sqlite3.Connection, since: float, existing: set[str]) -> list[Sug
 
 
 def _probes(db: sqlite3.Connection, since: float) -> list[Suggestion]:
-    rows = db.execute(
-        "SELECT client_ip, asn, count(*) AS n, sum(action IN ('allow', 'skip')) AS ok,"
-        " sum(hagate_is_probe(path)) AS probes FROM events"
-        " WHERE time >= ? AND client_ip IS NOT NULL GROUP BY client_ip"
-        " HAVING ok = 0 AND probes > 0 ORDER BY n DESC, client_ip",
-        (since,),
-    ).fetchall()
+    rows = query.never_let_in(db, since, lambda p: bool(p and PROBE_PATH.search(p)))
     if not rows:
         return []
-    allowed_asns = {
-        r[0]
-        for r in db.execute(
-            "SELECT DISTINCT asn FROM events WHERE time >= ? AND action IN ('allow', 'skip')",
-            (since,),
-        )
-    }
+    allowed_asns = query.allowed_networks(db, since)
     by_asn: dict[int, list[str]] = defaultdict(list)
     for ip, asn, *_ in rows:
         if asn:
@@ -174,7 +145,7 @@ def _probes(db: sqlite3.Connection, since: float) -> list[Suggestion]:
     evidence += [
         f"AS{a}: {len(by_asn[a])} such addresses, and nothing from it was ever let in" for a in wide
     ]
-    evidence += [f"{ip}: {n} requests, {probes} probes" for ip, _, n, _, probes in rows[:10]]
+    evidence += [f"{ip}: {n} requests, {probes} probes" for ip, _, n, probes in rows[:10]]
     parts = []
     if wide:
         parts.append(f"ip.src.asnum in {{{' '.join(map(str, wide))}}}")
@@ -201,19 +172,8 @@ def _probes(db: sqlite3.Connection, since: float) -> list[Suggestion]:
 def _unused(
     db: sqlite3.Connection, since: float, certs: list[str], rules: list[str]
 ) -> list[Suggestion]:
-    used_certs = {
-        r[0]
-        for r in db.execute(
-            "SELECT DISTINCT cert_name FROM events WHERE time >= ? AND cert_name IS NOT NULL",
-            (since,),
-        )
-    }
-    matched = " ; ".join(
-        r[0]
-        for r in db.execute(
-            "SELECT DISTINCT rule FROM events WHERE time >= ? AND rule IS NOT NULL", (since,)
-        )
-    )
+    used_certs = query.used_certificates(db, since)
+    matched = " ; ".join(sorted(query.matched_rules(db, since)))
     out = []
     idle = [c for c in certs if c not in used_certs]
     if idle:
@@ -251,9 +211,6 @@ def suggest(
     """Every suggestion the evidence since `since` supports, in a fixed order.
     `existing_rules` are the configured rules' descriptions, `live_certs` the names of the
     certificates that are neither revoked nor expired."""
-    db.create_function(
-        "hagate_is_probe", 1, lambda p: int(bool(p and PROBE_PATH.search(p))), deterministic=True
-    )
     existing = set(existing_rules)
     return [
         *_companion(db, since, existing),
