@@ -173,7 +173,8 @@ def main() -> None:
   hagate --state-dir {relay} relay status          # connectors, streams, drop counters
   hagate --state-dir {home} rules explain --ip 203.0.113.7 --cert phone
   hagate --state-dir {home} cert revoke phone       # then the first curl is blocked at once
-  The event log: {home}/events.sqlite3; one line per request: {logs}/requests.log
+  hagate --state-dir {home} events                   # the event log (also: top, suggest)
+  One line per request: {logs}/requests.log
   The bundle for a real phone: {DEMO}/phone.p12 (password in {DEMO}/password.txt)
 
 Running; Ctrl-C stops the relay and the connector.""",
