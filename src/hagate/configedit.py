@@ -99,10 +99,10 @@ def insert_relay_rule(path: Path, rule: dict[str, str]) -> Path | None:
             raise HagateError(f"{path} is not a YAML list of rules")
     else:
         doc = CommentedSeq()
-    if any(isinstance(r, dict) and r.get("description") == rule["description"] for r in doc):
-        for i, r in enumerate(doc):
-            if isinstance(r, dict) and r.get("description") == rule["description"]:
-                doc[i] = CommentedMap(rule)  # the same suggestion, with today's evidence
+    for i, r in enumerate(doc):
+        if isinstance(r, dict) and r.get("description") == rule["description"]:
+            doc[i] = CommentedMap(rule)  # the same suggestion, with today's evidence
+            break
     else:
         doc.insert(0, CommentedMap(rule))
     out = io.StringIO()

@@ -94,7 +94,8 @@ def download(
 
 def unpack(raw: Path, dest: Path) -> None:
     """`raw` as a plain .mmdb at `dest`: gunzipped, or taken out of a .tar.gz (MaxMind's)."""
-    head = raw.read_bytes()[:2]
+    with raw.open("rb") as f:
+        head = f.read(2)
     try:
         if head == b"\x1f\x8b":
             with gzip.open(raw, "rb") as z:

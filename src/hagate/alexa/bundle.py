@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
+from hagate.alexa.lambda_function import BUNDLE_FILES, ENV_NAMES  # the names it reads
 from hagate.errors import HagateError
 from hagate.pki import certs
 from hagate.pki.authority import Authority, CertRecord
@@ -155,22 +156,10 @@ def build(
         "hagate_alexa.json": (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode(),
     }
     bundle = Bundle(out, cert_name, record.sha256, reused, [])
-    names = {
-        "client_cert": "client.crt",
-        "client_key": "client.key",
-        "ca": "ca.crt",
-        "long_lived_token": "long_lived_token",
-    }
-    env_names = {
-        "client_cert": "HAGATE_CLIENT_CERT",
-        "client_key": "HAGATE_CLIENT_KEY",
-        "ca": "HAGATE_CA",
-        "long_lived_token": "HAGATE_LONG_LIVED_TOKEN",
-    }
     if credentials == "bundle":
-        files |= {names[k]: v for k, v in secrets.items()}
+        files |= {BUNDLE_FILES[k]: v for k, v in secrets.items()}
     elif credentials == "env":
-        bundle.environment = {env_names[k]: v.decode().strip() for k, v in secrets.items()}
+        bundle.environment = {ENV_NAMES[k]: v.decode().strip() for k, v in secrets.items()}
         size = sum(len(k) + len(v) for k, v in bundle.environment.items())
         if size > ENV_LIMIT:
             raise HagateError(

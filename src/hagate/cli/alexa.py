@@ -10,21 +10,6 @@ import click
 from hagate.cli.base import Context, cli, pass_ctx
 from hagate.errors import HagateError
 
-# Amazon's networks that call /auth/token with HA account linking (code exchange and the
-# refresh every 30 minutes): AS16509 (Amazon.com) and AS14618 (Amazon AES).
-AMAZON_ASNS = (16509, 14618)
-
-RULES_DIRECTIVE = f"""\
-  # Alexa with Home Assistant account linking: Amazon's servers exchange the code and refresh
-  # the token at /auth/token themselves, without a certificate. Only that path, only POST,
-  # only from Amazon's networks. Put this rule first.
-  - description: Alexa account linking (Amazon refreshes tokens)
-    expression: >-
-      (http.request.method eq "POST" and http.request.uri.path eq "/auth/token"
-       and ip.src.asnum in {{{" ".join(map(str, AMAZON_ASNS))}}})
-    action: skip
-"""
-
 
 @cli.group()
 def alexa() -> None:
@@ -207,4 +192,13 @@ def alexa_rules(token_mode: str) -> None:
             "# call Home Assistant, and the handler presents its certificate. No rule needed."
         )
         return
-    click.echo(RULES_DIRECTIVE, nl=False)
+    from hagate.rules.presets import preset, rule_yaml
+
+    click.echo(
+        "  # Alexa with Home Assistant account linking: Amazon's servers exchange the code and\n"
+        "  # refresh the token at /auth/token themselves, without a certificate. Only that path,\n"
+        "  # only POST, only from Amazon's networks. Put this rule first\n"
+        "  # (`hagate rules preset add alexa-account-linking` does that for you).\n"
+        + rule_yaml(preset("alexa-account-linking").rule()),
+        nl=False,
+    )

@@ -38,15 +38,9 @@ def _asn_option(fn: click.decorators.FC) -> click.decorators.FC:
 @_asn_option
 def preset_show(name: str, asns: tuple[int, ...]) -> None:
     """The rule NAME would add, as YAML for `rules:`."""
-    import json
+    from hagate.rules.presets import preset, rule_yaml
 
-    from hagate.rules.presets import preset
-
-    rule = preset(name).rule(asns)
-    # JSON strings are YAML double-quoted scalars: safe whatever the text holds.
-    click.echo(f"  - description: {json.dumps(rule['description'])}")
-    click.echo(f"    expression: {json.dumps(rule['expression'])}")
-    click.echo(f"    action: {rule['action']}")
+    click.echo(rule_yaml(preset(name).rule(asns)), nl=False)
 
 
 @preset_group.command("add")

@@ -28,13 +28,13 @@ class Preset:
     default_asns: tuple[int, ...] = ()
 
     def expression(self, asns: tuple[int, ...] = ()) -> str:
-        asns = asns or self.default_asns
         if self.needs_asns and not asns:
             raise HagateError(
                 f"the {self.name} preset needs the networks your devices use: --asn N (repeat"
                 " it), e.g. your home and mobile providers' ASNs (hagate events top --by asn)"
             )
-        nets = " ".join(str(a) for a in sorted(set(asns)))
+        # The caller's networks sorted and once each; the preset's own in their stated order.
+        nets = " ".join(str(a) for a in (sorted(set(asns)) if asns else self.default_asns))
         return EXPRESSIONS[self.name].format(asns=nets)
 
     def rule(self, asns: tuple[int, ...] = ()) -> dict[str, str]:
@@ -97,6 +97,21 @@ PRESETS = {
         ),
     )
 }
+
+
+def rule_yaml(rule: dict[str, str]) -> str:
+    """A rule as an item of `rules:` in hagate.yaml. Single-quoted YAML scalars hold any
+    one-line text (a description with ": ", an expression's double quotes) as it is; only a
+    single quote is doubled."""
+
+    def quoted(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    return (
+        f"  - description: {quoted(rule['description'])}\n"
+        f"    expression: {quoted(rule['expression'])}\n"
+        f"    action: {rule['action']}\n"
+    )
 
 
 def preset(name: str) -> Preset:
