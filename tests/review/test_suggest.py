@@ -185,3 +185,42 @@ def test_apply_refuses_a_result_that_does_not_check(history: tuple[Gateway, Path
     r = run_hagate("events", "suggest", "--apply", "1", state=g.state)
     assert r.code != 0 and "nothing was written" in r.err, r.err
     assert cfg.read_text() == broken and not list(g.state.glob("hagate.yaml.*.bak"))
+
+
+def test_a_rule_counts_as_matched_by_its_whole_description_only(tmp_path: Path) -> None:
+    """A rule named "cert" is not matched because "Require a client certificate" was."""
+    from hagate.events.store import connect, write_rows
+    from hagate.review.query import open_log
+    from hagate.review.suggest import suggest
+
+    path = tmp_path / "events.sqlite3"
+    store = connect(path)
+    row = [
+        time.time(),
+        "r",
+        "192.0.2.1",
+        None,
+        None,
+        None,
+        None,
+        "GET",
+        "/",
+        None,
+        None,
+        None,
+        "Require a client certificate",
+        "block",
+        403,
+        0,
+        0,
+        1.0,
+        None,
+    ]
+    logged = [*row[:12], "Log the old API; Log logins", "allow", 200, *row[15:]]
+    write_rows(store, [tuple(row), tuple(logged)])
+    store.close()
+    db = open_log(path)
+    rules = ["Log the old API", "Log logins", "cert", "Require a client certificate"]
+    found = {s.kind: s for s in suggest(db, 0, rules, [])}
+    db.close()
+    assert found["unused-rule"].title == "Rules that never matched in this period: 'cert'"

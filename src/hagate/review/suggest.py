@@ -173,7 +173,9 @@ def _unused(
     db: sqlite3.Connection, since: float, certs: list[str], rules: list[str]
 ) -> list[Suggestion]:
     used_certs = query.used_certificates(db, since)
-    matched = " ; ".join(sorted(query.matched_rules(db, since)))
+    # A row names one rule, or the log rules it matched joined by "; " (the gateway's form).
+    texts = query.matched_rules(db, since)
+    matched = texts | {part for text in texts for part in text.split("; ")}
     out = []
     idle = [c for c in certs if c not in used_certs]
     if idle:
