@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the tests use as real peers: command -> package.
 SYSTEM_DEPS := openssl:openssl curl:curl pk12util:libnss3-tools certutil:libnss3-tools \
-	chromium:chromium nginx:nginx-light systemd-analyze:systemd
+	chromium:chromium nginx:nginx-light systemd-analyze:systemd \
+	pebble:pebble pebble-challtestsrv:pebble
 # The benchmark's load generator (ab presents a client certificate with -E).
 BENCH_DEPS := ab:apache2-utils
 

@@ -80,6 +80,21 @@ class GatewaySettings:
     max_body_bytes: int = 0  # 0: no limit (bodies are streamed, never held in memory)
 
 
+LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+ACME_KEYS = ("directory", "email", "ca_bundle", "staging")
+
+
+@dataclass(frozen=True)
+class AcmeSettings:
+    """`tls.acme`: where the server certificate comes from when it is not hagate's CA's."""
+
+    directory: str = LETSENCRYPT
+    email: str | None = None
+    ca_bundle: str | None = None  # trust for the ACME server's own HTTPS (a private CA)
+    staging: bool = False
+
+
 GATEWAY_KEYS = {
     f: type(getattr(GatewaySettings(), f)) for f in GatewaySettings.__dataclass_fields__
 }
@@ -97,6 +112,7 @@ class Config:
     rate_limits: list[dict[str, Any]] = field(default_factory=list)
     lists: dict[str, list[Any]] = field(default_factory=dict)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    acme: AcmeSettings | None = None
     source: ConfigSource = field(default_factory=lambda: ConfigSource("<defaults>"))
 
 
@@ -137,6 +153,41 @@ def validate_upstream(value: str) -> str:
     if port == 0:
         raise HagateError(f"bad upstream URL {value!r}: port 0")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def validate_email(value: str) -> str:
+    email = value.strip()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        raise HagateError(f"bad email address {value!r}: expected name@example.com")
+    return email
+
+
+def validate_directory(value: str) -> str:
+    """An ACME directory URL: https, with a host."""
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError as e:
+        raise HagateError(f"bad ACME directory URL {value!r}: {e}") from e
+    if parts.scheme != "https" or not parts.hostname:
+        raise HagateError(
+            f"bad ACME directory URL {value!r}: expected https://..., e.g. {LETSENCRYPT}"
+        )
+    return value.strip()
+
+
+def acme_settings(
+    directory: str | None, email: str | None, ca_bundle: str | None, staging: bool
+) -> AcmeSettings:
+    """Checked ACME settings; `staging` picks Let's Encrypt's staging directory unless a
+    directory is given."""
+    if directory is None:
+        directory = LETSENCRYPT_STAGING if staging else LETSENCRYPT
+    return AcmeSettings(
+        directory=validate_directory(directory),
+        email=validate_email(email) if email else None,
+        ca_bundle=ca_bundle or None,
+        staging=staging,
+    )
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -197,6 +248,7 @@ _TOP_KEYS = {
     "listen",
     "geoip",
     "events",
+    "tls",
     "rules",
     "rate_limits",
     "lists",
@@ -328,6 +380,7 @@ def parse_config(text: str, name: str) -> Config:
 
     return Config(
         gateway=GatewaySettings(**settings),
+        acme=_parse_tls(src, data.get("tls"), Path(name).parent),
         hostname=hostname,
         upstream=upstream,
         listen=listen,
@@ -339,6 +392,44 @@ def parse_config(text: str, name: str) -> Config:
         lists=lists,
         source=src,
     )
+
+
+def _parse_tls(src: ConfigSource, tls: Any, base: Path) -> AcmeSettings | None:
+    if tls is None:
+        return None
+    _typed(src, ("tls",), tls, dict, "a mapping with acme")
+    for key in tls:
+        if key != "acme":
+            raise src.error(("tls", key), "unknown key (known: acme)")
+    acme = tls.get("acme")
+    if acme is None:
+        return None
+    _typed(src, ("tls", "acme"), acme, dict, f"a mapping with {', '.join(ACME_KEYS)}")
+    for key in acme:
+        if key not in ACME_KEYS:
+            raise src.error(("tls", "acme", key), f"unknown key (known: {', '.join(ACME_KEYS)})")
+    staging = acme.get("staging", False)
+    if staging is None:
+        staging = False
+    if not isinstance(staging, bool):
+        raise src.error(
+            ("tls", "acme", "staging"), f"expected true or false, got {_describe(staging)}"
+        )
+    directory = acme.get("directory")
+    if directory is not None:
+        _typed(src, ("tls", "acme", "directory"), directory, str, "a URL")
+        _checked(src, ("tls", "acme", "directory"), validate_directory, directory)
+    email = acme.get("email")
+    if email is not None:
+        _typed(src, ("tls", "acme", "email"), email, str, "an email address")
+        _checked(src, ("tls", "acme", "email"), validate_email, email)
+    bundle = _optional_str(src, ("tls", "acme", "ca_bundle"), acme.get("ca_bundle"))
+    if bundle is not None:
+        path = (base / Path(bundle).expanduser()).resolve()
+        if not path.is_file():
+            raise src.error(("tls", "acme", "ca_bundle"), f"no such file: {path}")
+        bundle = str(path)
+    return acme_settings(directory, email, bundle, staging)
 
 
 def load_config(path: Path) -> Config:
@@ -355,7 +446,8 @@ def render_template(hostname: str, upstream: str, listen: str) -> str:
     """The commented `hagate.yaml` that `hagate init` writes."""
     return f"""\
 # hagate configuration. Edit, then check it with: hagate rules check
-# Documentation: docs/rules.md (rules), docs/certificates.md (client certificates).
+# Documentation: docs/rules.md (rules), docs/certificates.md (the server certificate, hagate's
+# CA or Let's Encrypt, and client certificates for each kind of device).
 
 # The public name clients use for your Home Assistant (the TLS server name).
 hostname: {hostname}
@@ -371,6 +463,17 @@ listen: "{listen}"
 geoip:
   asn_db:
   country_db:
+
+# The server certificate. Without a tls.acme section it is signed by hagate's own CA, which
+# every device must trust. With it, hagate gets a public certificate from Let's Encrypt (or
+# another ACME CA) through port 443 with tls-alpn-01, and renews it by itself: no port 80,
+# no DNS API. See docs/certificates.md; try `staging: true` first.
+# tls:
+#   acme:
+#     email: you@example.com
+#     staging: false
+#     # directory: https://acme-v02.api.letsencrypt.org/directory  (the default)
+#     # ca_bundle: /path/to/private-acme-ca.pem  (only for a private ACME server)
 
 # The event log (SQLite in the state directory) keeps this many days of events.
 events:

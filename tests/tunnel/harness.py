@@ -88,6 +88,7 @@ def start_connector(
     hostname: str = "ha.test",
     workers: int = 1,
     wait: bool = True,
+    extra: tuple[str, ...] = (),
 ) -> None:
     """Run `hagate connect` for the gateway's state; clients then reach it via the relay
     (once it has connected, which this waits for unless `wait` is False)."""
@@ -111,6 +112,7 @@ def start_connector(
         args += ["--relay", r.address]
     if pin:
         args += ["--relay-fingerprint", relays[0].fingerprint]
+    args += extra
     g.proc = subprocess.Popen(args, stdout=g.log_path.open("wb"), stderr=g.err_path.open("wb"))
     g.port = relays[0].port
     if wait:

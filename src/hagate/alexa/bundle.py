@@ -84,11 +84,18 @@ def alexa_certificate(
 
 
 def server_ca(state: StateDir) -> bytes | None:
-    """hagate's CA when it signed the server certificate (no ACME yet): the handler must trust
-    it. None when the server certificate is from a public CA."""
+    """hagate's CA when it signed the certificate the gateway serves (no ACME certificate
+    yet): the handler must trust it, besides the public CAs it always trusts. None when the
+    gateway serves a certificate from an ACME CA."""
+    from hagate.acme.store import AcmeFiles
+    from hagate.config import load_config
+
     authority = Authority(state)
     ca = authority.ca_cert()
-    chain = x509.load_pem_x509_certificates((state / SERVER_CERT).read_bytes())
+    acme = AcmeFiles(state).certificate_path
+    with_acme = load_config(state.config_path).acme is not None and acme.exists()
+    served = acme if with_acme else state / SERVER_CERT
+    chain = x509.load_pem_x509_certificates(served.read_bytes())
     if chain and chain[0].issuer == ca.subject:
         return certs.cert_pem(ca)
     return None

@@ -140,11 +140,11 @@ def _read_credentials(settings: Settings) -> dict[str, str]:
 
 
 def _ssl_context(creds: dict[str, str]) -> ssl.SSLContext:
-    ctx = (
-        ssl.create_default_context(cadata=creds["ca"])
-        if "ca" in creds
-        else (ssl.create_default_context())
-    )
+    # The public CAs always (the gateway may switch to an ACME certificate after the bundle
+    # was made), and hagate's own CA when the bundle carries it.
+    ctx = ssl.create_default_context()
+    if "ca" in creds:
+        ctx.load_verify_locations(cadata=creds["ca"])
     folder = tempfile.mkdtemp(prefix="hagate-")  # 0700
     cert_path, key_path = os.path.join(folder, "c.pem"), os.path.join(folder, "k.pem")
     try:

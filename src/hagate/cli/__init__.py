@@ -3,7 +3,7 @@ the components, nothing more. Importing this package registers every group on th
 
 from __future__ import annotations
 
-from hagate.cli import alexa, certs, events, geoip, presets, relay, rules, serve, setup  # noqa: F401
+from hagate.cli import acme, alexa, certs, events, geoip, presets, relay, rules, serve, setup  # noqa: F401
 from hagate.cli.base import cli, main
 
 __all__ = ["cli", "main"]

@@ -15,6 +15,7 @@ import click
 
 from hagate.cli.base import Context, cli, pass_ctx
 from hagate.errors import HagateError
+from hagate.events.store import ACTIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,9 +27,7 @@ def filters(fn: F) -> F:
         click.option("--until", help="As --since."),
         click.option(
             "--action",
-            type=click.Choice(
-                ["allow", "skip", "block", "log", "refused", "upstream_error", "tls_error"]
-            ),
+            type=click.Choice(ACTIONS),
         ),
         click.option("--ip", help="An address or a network (CIDR)."),
         click.option("--asn", type=click.IntRange(0), help="The client's AS number."),

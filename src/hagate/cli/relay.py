@@ -21,14 +21,52 @@ def relay() -> None:
 
 @relay.command("init")
 @click.option("--hostname", required=True, help="The relay's own public DNS name.")
+@click.option(
+    "--acme",
+    "use_acme",
+    is_flag=True,
+    help="Get the relay's certificate from an ACME CA (Let's Encrypt) with tls-alpn-01, so "
+    "connectors verify it by public CAs instead of a pinned fingerprint.",
+)
+@click.option("--acme-email", default=None, help="Contact address for the ACME account.")
+@click.option("--acme-directory", default=None, help="ACME directory URL (default: Let's Encrypt).")
+@click.option(
+    "--acme-ca-bundle",
+    type=click.Path(dir_okay=False, exists=True, resolve_path=True),
+    default=None,
+    help="CA file to trust for a private ACME server's own HTTPS.",
+)
+@click.option("--acme-staging", is_flag=True, help="Let's Encrypt's staging directory.")
 @pass_ctx
-def relay_init(ctx: Context, hostname: str) -> None:
+def relay_init(
+    ctx: Context,
+    hostname: str,
+    use_acme: bool,
+    acme_email: str | None,
+    acme_directory: str | None,
+    acme_ca_bundle: str | None,
+    acme_staging: bool,
+) -> None:
     """Create the relay's token-signing key and its TLS certificate."""
     from hagate.tunnel.relaystate import RelayState
 
-    rs = RelayState.initialise(ctx.state, hostname)
+    if not use_acme and (acme_email or acme_directory or acme_ca_bundle or acme_staging):
+        raise HagateError("the --acme-* options need --acme")
+    acme = (
+        config.acme_settings(acme_directory, acme_email, acme_ca_bundle, acme_staging)
+        if use_acme
+        else None
+    )
+    rs = RelayState.initialise(ctx.state, hostname, acme)
     click.echo(f"Relay {rs.hostname}, state in {ctx.state.path}")
-    click.echo("TLS certificate SHA-256 (give it to connectors as --relay-fingerprint):")
+    if acme is not None:
+        click.echo(
+            f"The relay gets its certificate from {acme.directory} when it first runs "
+            f"({rs.hostname}:443 must reach it). Connectors need no --relay-fingerprint."
+        )
+        click.echo("Until then it serves a self-signed certificate, SHA-256:")
+    else:
+        click.echo("TLS certificate SHA-256 (give it to connectors as --relay-fingerprint):")
     click.echo(rs.fingerprint())
 
 

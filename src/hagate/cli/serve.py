@@ -6,6 +6,7 @@ import click
 
 from hagate import config
 from hagate.cli.base import Context, cli, pass_ctx
+from hagate.errors import HagateError
 
 # -- serve --------------------------------------------------------------------------------
 
@@ -50,6 +51,13 @@ def serve(ctx: Context, listen: str | None, workers: int | None, log_format: str
 )
 @click.option("--relay-fingerprint", default=None, help="Pin the relay's certificate by SHA-256.")
 @click.option(
+    "--relay-ca",
+    type=click.Path(dir_okay=False, exists=True, resolve_path=True),
+    default=None,
+    help="Verify the relay's certificate against this CA file instead of the system's "
+    "(a relay with a certificate from a private ACME CA).",
+)
+@click.option(
     "--workers",
     type=click.IntRange(1, 256),
     default=1,
@@ -65,6 +73,7 @@ def connect(
     relays: tuple[str, ...],
     token: str,
     relay_fingerprint: str | None,
+    relay_ca: str | None,
     workers: int,
     log_format: str,
 ) -> None:
@@ -80,4 +89,6 @@ def connect(
         f"{', '.join(map(str, addresses))} -> {setup.config.upstream}, {workers} worker(s)",
         err=True,
     )
-    run_connect(state, addresses, token, relay_fingerprint, log_format, workers)
+    if relay_fingerprint and relay_ca:
+        raise HagateError("give --relay-fingerprint or --relay-ca, not both")
+    run_connect(state, addresses, token, relay_fingerprint, log_format, workers, relay_ca)

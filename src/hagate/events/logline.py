@@ -33,8 +33,9 @@ def text_formatter() -> Callable[[Mapping[str, Any]], str]:
             + (f' cert_name="{cert}"' if cert else "")
             + (f' reason="{reason}"' if reason else "")
         )
+        client = row.get("client_ip") or "-"  # "-": not a client's request (a renewal, say)
         return (
-            f'{stamp} {row["client_ip"]} "{row.get("method") or "-"} {row.get("path") or "-"}" '
+            f'{stamp} {client} "{row.get("method") or "-"} {row.get("path") or "-"}" '
             f"{row.get('status') or '-'} {row['action']} {row.get('bytes_out') or 0}B "
             f"{row.get('duration_ms')}ms id={row['request_id']}{extra}\n"
         )

@@ -44,6 +44,20 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 EVENTS_NAME = "events.sqlite3"
+# What an event row's action can be: a request's outcome, a refused connection, or the server
+# certificate's ACME life (the CA's validation connections, renewals and their failures).
+ACTIONS = (
+    "allow",
+    "skip",
+    "block",
+    "log",
+    "refused",
+    "upstream_error",
+    "tls_error",
+    "acme_challenge",
+    "acme_renewed",
+    "acme_error",
+)
 COLUMNS = (
     "time",
     "request_id",
@@ -129,6 +143,15 @@ def write_rows(db: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> bool:
         except sqlite3.OperationalError:
             time.sleep(0.1)
     return False
+
+
+def append(path: Path, row: Mapping[str, Any]) -> bool:
+    """Write one event from a short-lived command (no writer process): `hagate acme renew`."""
+    db = connect(path)
+    try:
+        return write_rows(db, [tuple(row.get(c) for c in COLUMNS)])
+    finally:
+        db.close()
 
 
 def purge(db: sqlite3.Connection, retention_days: int) -> int:

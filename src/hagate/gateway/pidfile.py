@@ -48,14 +48,19 @@ def _is_our_gateway(pid: int, state: StateDir) -> bool:
     return True
 
 
+def running(state: StateDir) -> int | None:
+    """The pid of the gateway running on `state`, if there is one."""
+    try:
+        pid = int((state / PID_NAME).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _is_our_gateway(pid, state) else None
+
+
 def reload_running(state: StateDir) -> list[int]:
     """SIGHUP to the gateway running on `state`, if there is one; the pids signalled."""
-    path = state / PID_NAME
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
-        return []
-    if not _is_our_gateway(pid, state):
+    pid = running(state)
+    if pid is None:
         return []
     try:
         os.kill(pid, signal.SIGHUP)

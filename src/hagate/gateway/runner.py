@@ -20,6 +20,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from hagate.acme.renewal import Attempt, Outcome
+from hagate.acme.renewer import Renewer
+from hagate.acme.store import AcmeFiles
 from hagate.config import Config, load_config, parse_listen
 from hagate.errors import HagateError
 from hagate.eventloop import bind, run_event_loop
@@ -27,7 +30,7 @@ from hagate.events.store import EVENTS_NAME, EventStore
 from hagate.events.store import connect as connect_events
 from hagate.gateway.identity import Inventory
 from hagate.gateway.server import Gateway, Setup
-from hagate.gateway.tls import server_context
+from hagate.gateway.tls import server_contexts
 from hagate.geoip import GeoIP
 from hagate.pki.authority import load_cert
 from hagate.rules.ruleset import ruleset_from_config
@@ -52,13 +55,59 @@ async def serve_socket(
 
 
 def build_gateway(state: StateDir, setup: Setup, events: EventStore | None) -> Gateway:
+    acme = AcmeFiles(state) if setup.config.acme is not None else None
     return Gateway(
         setup,
-        server_context(state),
+        server_contexts(state, acme.certificate_path if acme else None),
         Inventory(state / INVENTORY_NAME),
         load_cert(state / CA_CERT),
         events,
+        acme,
     )
+
+
+def follow_acme(
+    gateway: Gateway, state: StateDir, renewing: list[asyncio.Task[None] | None]
+) -> None:
+    """After a reload that turned ACME on or off or changed it: the certificate source and
+    the renewer follow the new config."""
+    if renewing[0] is not None:
+        renewing[0].cancel()
+    acme = AcmeFiles(state) if gateway.setup.config.acme is not None else None
+    gateway.acme_files = acme
+    gateway.contexts = server_contexts(state, acme.certificate_path if acme else None)
+    renewing[0] = start_renewer(gateway, state)
+
+
+def start_renewer(gateway: Gateway, state: StateDir) -> asyncio.Task[None] | None:
+    """The ACME renewer of this process, when `tls.acme` is configured."""
+    settings = gateway.setup.config.acme
+    if settings is None or gateway.acme_files is None:
+        return None
+    hostname = gateway.setup.config.hostname
+
+    def say(text: str) -> None:
+        print(f"hagate: acme: {text}", file=sys.stderr, flush=True)
+
+    def report(attempt: Attempt) -> None:
+        say(attempt.message)
+        if attempt.outcome is Outcome.RENEWED:
+            gateway.contexts.refresh()  # this process at once; the others within a second
+        gateway.record_note(
+            "acme_renewed" if attempt.outcome is Outcome.RENEWED else "acme_error",
+            attempt.message,
+            sni=hostname,
+        )
+
+    renewer = Renewer(
+        gateway.acme_files,
+        settings,
+        hostname,
+        report,
+        reachable=lambda: gateway.reachable(),
+        say=say,
+    )
+    return asyncio.create_task(renewer.run())
 
 
 async def run_gateway(
@@ -75,9 +124,15 @@ async def run_gateway(
     gateway = build_gateway(state, setup, events.start())
     stop = asyncio.Event()
 
+    renewing: list[asyncio.Task[None] | None] = [None]
+
     def reload() -> None:
         try:
+            before = gateway.setup.config
             gateway.setup = load_setup(state)
+            after = gateway.setup.config
+            if (before.acme, before.hostname) != (after.acme, after.hostname):
+                follow_acme(gateway, state, renewing)
             print(
                 f"hagate: config reloaded ({len(gateway.setup.ruleset.rules)} rules)",
                 file=sys.stderr,
@@ -94,12 +149,15 @@ async def run_gateway(
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload)
     accepting = asyncio.create_task(feed(gateway))
+    renewing[0] = start_renewer(gateway, state)
     if ready:
         ready()
     try:
         await stop.wait()
     finally:
         accepting.cancel()
+        if renewing[0] is not None:
+            renewing[0].cancel()
         gateway.closing = True
         deadline = time.monotonic() + setup.config.gateway.drain_timeout
         while gateway.busy and time.monotonic() < deadline:

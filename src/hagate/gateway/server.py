@@ -21,11 +21,14 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
 
+from hagate.acme import answer as acme_answer
+from hagate.acme.follow import FollowedContext
+from hagate.acme.store import AcmeFiles
 from hagate.clienthello import ClientHelloError, peek_client_hello
 from hagate.config import Config
 from hagate.events.store import EventStore
@@ -129,13 +132,17 @@ class Gateway:
     def __init__(
         self,
         setup: Setup,
-        ssl_context: ssl.SSLContext,
+        contexts: FollowedContext,
         inventory: Inventory,
         ca_cert: x509.Certificate,
         events: EventStore | None = None,
+        acme_files: AcmeFiles | None = None,
     ) -> None:
         self.setup = setup
-        self.ssl = ssl_context
+        self.contexts = contexts
+        self.acme_files = acme_files  # where tls-alpn-01 challenges are published
+        # Whether the CA can reach this gateway now (a connector sets it: connected or not).
+        self.reachable: Callable[[], bool] = lambda: True
         self.inventory = inventory
         self.ca_cert = ca_cert
         self.events = events
@@ -182,12 +189,15 @@ class Gateway:
             )
             return
         sni = hello.sni
+        if acme_answer.offers_acme(hello.alpn):
+            await self._acme_challenge(sock, peer, sni)
+            return
         client = Channel(loop)
         try:
             await loop.connect_accepted_socket(
                 lambda: client,
                 sock,
-                ssl=self.ssl,
+                ssl=self.contexts.current(),
                 ssl_handshake_timeout=settings.header_timeout,
             )
         except Exception as e:  # every handshake failure is an event, whatever its kind
@@ -196,6 +206,20 @@ class Gateway:
             self._event(ex, sni=sni, cert=NO_CERT)
             return
         await self.handle(client, peer)
+
+    async def _acme_challenge(
+        self, sock: socket.socket, peer: tuple[str, int], sni: str | None
+    ) -> None:
+        """A CA validating this name (tls-alpn-01): the validation certificate, no HTTP."""
+        ex = Exchange(new_request_id(), peer[0], action="acme_challenge")
+        if self.acme_files is None or sni != self.setup.config.hostname:
+            sock.close()
+            ex.reason = f"tls-alpn-01 connection for {sni or 'no name'}: no ACME here, closed"
+        else:
+            ex.reason = await acme_answer.answer(
+                self.acme_files, sni, sock, self.setup.config.gateway.header_timeout
+            )
+        self._event(ex, sni=sni, cert=NO_CERT)
 
     async def handle(self, client: Channel, peer: tuple[str, int]) -> None:
         """Serve the requests of one client connection over an established TLS channel."""
@@ -739,6 +763,10 @@ class Gateway:
 
     # -- events and logs --------------------------------------------------------------------
 
+    def record_note(self, action: str, reason: str, sni: str | None = None) -> None:
+        """An event that is not a client's request (the certificate renewed, say)."""
+        self._event(Exchange(new_request_id(), "", action=action, reason=reason), sni, NO_CERT)
+
     def _event(self, ex: Exchange, sni: str | None, cert: CertState) -> None:
         loc = ex.location
         if loc is None:
@@ -746,7 +774,7 @@ class Gateway:
         row = {
             "time": time.time(),
             "request_id": ex.request_id,
-            "client_ip": ex.client_ip,
+            "client_ip": ex.client_ip or None,
             "asn": loc.asn or None,
             "country": loc.country or None,
             "sni": sni,

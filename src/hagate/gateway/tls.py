@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+from hagate.acme.follow import FollowedContext
 from hagate.state import CA_CERT, SERVER_CERT, SERVER_KEY, StateDir
 
 X509_V_FLAG_NO_CHECK_TIME = 0x200000  # OpenSSL's flag; Python's ssl has no name for it
@@ -35,6 +36,15 @@ def server_context(
     ctx.num_tickets = 1
     ctx.sni_callback = _remember_sni
     return ctx
+
+
+def server_contexts(state: StateDir, acme_certificate: Path | None) -> FollowedContext:
+    """The gateway's TLS context for new connections: the ACME certificate once there is one
+    (followed on disk), else hagate's CA's server certificate."""
+    return FollowedContext(
+        lambda path: server_context(state, path, path) if path else server_context(state),
+        acme_certificate,
+    )
 
 
 def handshake_reason(exc: BaseException) -> str:

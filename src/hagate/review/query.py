@@ -22,7 +22,6 @@ from typing import Any
 
 from hagate.errors import HagateError
 
-ACTIONS = ("allow", "skip", "block", "log", "refused", "upstream_error", "tls_error")
 # `hagate events top --by X` -> the column counted
 GROUPS = {
     "asn": "asn",

@@ -109,8 +109,10 @@ class Connector:
         relays: list[RelayAddress],
         token: str,
         fingerprint: str | None = None,
+        relay_ca: str | None = None,
     ) -> None:
         self.gateway = gateway
+        self.relay_ca = relay_ca
         self.relays = relays
         self.token = token.strip()
         self.fingerprint = pinned_fingerprint(fingerprint) if fingerprint else None
@@ -118,7 +120,7 @@ class Connector:
         self.stopping = False
 
     def _context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context()
+        ctx = ssl.create_default_context(cafile=self.relay_ca)
         if self.fingerprint:
             # Pinned: the relay's own certificate is trusted by its SHA-256, not by a CA.
             ctx.check_hostname = False
@@ -126,6 +128,8 @@ class Connector:
         return ctx
 
     async def run(self) -> None:
+        # The CA validates the home's name through a relay: renew only while connected.
+        self.gateway.reachable = lambda: any(self.connected.values())
         await asyncio.gather(self._warn_expiry(), *(self._keep(relay) for relay in self.relays))
 
     async def _warn_expiry(self) -> None:
@@ -253,6 +257,7 @@ def run_connect(
     fingerprint: str | None,
     log_format: str,
     workers: int = 1,
+    relay_ca: str | None = None,
 ) -> None:
     """The home side: the gateway behind connectors, in `workers` processes.
 
@@ -269,7 +274,7 @@ def run_connect(
         pinned_fingerprint(fingerprint)
     pidfile.write(state)
     try:
-        _run_workers(state, setup, relays, token, fingerprint, log_format, workers)
+        _run_workers(state, setup, relays, token, fingerprint, log_format, workers, relay_ca)
     finally:
         pidfile.remove(state)
 
@@ -282,6 +287,7 @@ def _run_workers(
     fingerprint: str | None,
     log_format: str,
     workers: int,
+    relay_ca: str | None = None,
 ) -> None:
     from hagate.eventloop import run_event_loop
     from hagate.events.store import EVENTS_NAME
@@ -290,7 +296,7 @@ def _run_workers(
 
     def work(_: int = 0) -> None:
         async def feed(gateway: Gateway) -> None:
-            await Connector(gateway, relays, token, fingerprint).run()
+            await Connector(gateway, relays, token, fingerprint, relay_ca).run()
 
         run_event_loop(lambda: run_gateway(state, setup, log_format, feed))
 

@@ -21,8 +21,12 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from hagate.acme import answer as acme_answer
+from hagate.acme.follow import FollowedContext
+from hagate.acme.store import AcmeFiles
 from hagate.clienthello import ClientHelloError, peek_client_hello
 from hagate.eventloop import bind, run_event_loop
 from hagate.state import StateDir, atomic_write
@@ -34,6 +38,16 @@ from hagate.tunnel.relaystate import STATUS, TLS_CERT, TLS_KEY, RelayState
 HELLO_TIMEOUT = 5.0
 DEAD_AFTER = 30.0
 WATCH_EVERY = 5.0  # how often a connector's token and heartbeat are looked at
+
+
+def _control_context(relay_state: RelayState, acme_certificate: Path | None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    if acme_certificate is not None:
+        ctx.load_cert_chain(acme_certificate)
+    else:
+        ctx.load_cert_chain(relay_state.state / TLS_CERT, relay_state.state / TLS_KEY)
+    return ctx
 
 
 @dataclass
@@ -60,9 +74,12 @@ class Relay:
         self.limits = limits or Limits()
         self.admit = admit  # optional callable(ip) -> bool: relay-level rules
         self.public = relay_state.signing_key().public_key()
-        self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.tls.minimum_version = ssl.TLSVersion.TLSv1_3
-        self.tls.load_cert_chain(relay_state.state / TLS_CERT, relay_state.state / TLS_KEY)
+        # The control certificate: the one `relay init` made, or an ACME CA's once obtained.
+        self.acme = AcmeFiles(relay_state.state) if relay_state.acme is not None else None
+        self.tls = FollowedContext(
+            lambda path: _control_context(relay_state, path),
+            self.acme.certificate_path if self.acme else None,
+        )
         self.connectors: dict[str, list[Connector]] = defaultdict(list)
         self.counters: Counter[str] = Counter()
         self.active_streams = 0
@@ -137,6 +154,14 @@ class Relay:
                 self.counters["no_hello"] += 1
                 return
             if hello.sni == self.rs.hostname:
+                if acme_answer.offers_acme(hello.alpn):
+                    self.counters["acme_challenges"] += 1
+                    if self.acme is None:
+                        conn.close()
+                    else:
+                        said = await acme_answer.answer(self.acme, hello.sni, conn, HELLO_TIMEOUT)
+                        print(f"hagate relay: {said}", file=sys.stderr, flush=True)
+                    return
                 await self._control(conn, ip)
                 return
             target = self._pick(hello.sni)
@@ -177,7 +202,7 @@ class Relay:
         protocol = asyncio.StreamReaderProtocol(reader)
         try:
             transport, _ = await loop.connect_accepted_socket(
-                lambda: protocol, conn, ssl=self.tls, ssl_handshake_timeout=HELLO_TIMEOUT
+                lambda: protocol, conn, ssl=self.tls.current(), ssl_handshake_timeout=HELLO_TIMEOUT
             )
         except Exception:  # a failed handshake on the control name: count it, nothing more
             conn.close()
@@ -285,13 +310,41 @@ class Relay:
             await asyncio.sleep(1)
 
 
+def start_renewer(relay: Relay) -> asyncio.Task[None] | None:
+    """The relay renews its own control certificate when made with `relay init --acme`."""
+    from hagate.acme.renewal import Attempt, Outcome
+    from hagate.acme.renewer import Renewer
+
+    settings = relay.rs.acme
+    if settings is None or relay.acme is None:
+        return None
+
+    def say(text: str) -> None:
+        print(f"hagate relay: acme: {text}", file=sys.stderr, flush=True)
+
+    def report(attempt: Attempt) -> None:
+        say(attempt.message)
+        relay.counters["acme_renewed" if attempt.outcome is Outcome.RENEWED else "acme_errors"] += 1
+        if attempt.outcome is Outcome.RENEWED:
+            relay.tls.refresh()
+
+    return asyncio.create_task(
+        Renewer(relay.acme, settings, relay.rs.hostname, report, say=say).run()
+    )
+
+
 def run_relay(
     state: StateDir, listen: tuple[str, int], admit: Any = None, limits: Limits | None = None
 ) -> None:
     rs = RelayState.load(state)
     sock = bind(*listen)
     print(
-        f"hagate relay {rs.hostname} on {listen[0]}:{listen[1]}, fingerprint {rs.fingerprint()}",
+        f"hagate relay {rs.hostname} on {listen[0]}:{listen[1]}, "
+        + (
+            f"control certificate from {rs.acme.directory}"
+            if rs.acme
+            else f"fingerprint {rs.fingerprint()}"
+        ),
         file=sys.stderr,
         flush=True,
     )
@@ -305,8 +358,11 @@ def run_relay(
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         task = asyncio.create_task(relay.serve(sock))
+        renewing = start_renewer(relay)
         await stop.wait()
         task.cancel()
+        if renewing is not None:
+            renewing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         sock.close()

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
-from hagate.config import validate_hostname
+from hagate.config import AcmeSettings, acme_settings, validate_hostname
 from hagate.errors import HagateError
 from hagate.state import StateDir, atomic_write
 
@@ -28,13 +28,25 @@ STATUS = "relay-status.json"
 class RelayState:
     state: StateDir
     hostname: str
+    acme: AcmeSettings | None = None  # the control certificate from an ACME CA
 
     @classmethod
     def load(cls, state: StateDir) -> RelayState:
         path = state / RELAY_CONFIG
         try:
             data = json.loads(path.read_text())
-            return cls(state, validate_hostname(data["hostname"]))
+            acme = data.get("acme")
+            settings = (
+                acme_settings(
+                    acme.get("directory"),
+                    acme.get("email"),
+                    acme.get("ca_bundle"),
+                    bool(acme.get("staging", False)),
+                )
+                if isinstance(acme, dict)
+                else None
+            )
+            return cls(state, validate_hostname(data["hostname"]), settings)
         except FileNotFoundError:
             raise HagateError(
                 f"no relay state in {state.path}: run hagate relay init first"
@@ -43,7 +55,9 @@ class RelayState:
             raise HagateError(f"{path} is damaged: {e}") from e
 
     @classmethod
-    def initialise(cls, state: StateDir, hostname: str) -> RelayState:
+    def initialise(
+        cls, state: StateDir, hostname: str, acme: AcmeSettings | None = None
+    ) -> RelayState:
         host = validate_hostname(hostname)
         state.create()
         with state.lock():
@@ -83,9 +97,17 @@ class RelayState:
                 mode=0o600,
             )
             atomic_write(state / TLS_CERT, cert.public_bytes(serialization.Encoding.PEM))
-            atomic_write(state / RELAY_CONFIG, json.dumps({"hostname": host}).encode(), mode=0o600)
+            relay: dict[str, object] = {"hostname": host}
+            if acme is not None:
+                relay["acme"] = {
+                    "directory": acme.directory,
+                    "email": acme.email,
+                    "ca_bundle": acme.ca_bundle,
+                    "staging": acme.staging,
+                }
+            atomic_write(state / RELAY_CONFIG, json.dumps(relay).encode(), mode=0o600)
             atomic_write(state / REVOKED, b"[]\n", mode=0o600)
-        return cls(state, host)
+        return cls(state, host, acme)
 
     def signing_key(self) -> Ed25519PrivateKey:
         key = serialization.load_pem_private_key((self.state / SIGNING_KEY).read_bytes(), None)
