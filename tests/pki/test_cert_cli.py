@@ -285,7 +285,9 @@ def test_list_json_has_exactly_the_documented_keys(setup: Setup) -> None:
     r = setup.run("cert", "list", "--json")
     assert r.code == 0
     rows = json.loads(r.out)
-    assert [set(row) for row in rows] == [{"name", "serial", "sha256", "not_after", "status"}] * 2
+    keys = {"name", "serial", "sha256", "not_after", "status", "first_used"}
+    assert [set(row) for row in rows] == [keys] * 2
+    assert rows[0]["first_used"] is None  # no device has used it yet
     by_name = {row["name"]: row for row in rows}
     assert by_name["phone"]["status"] == "valid"
     assert by_name["tablet"]["status"] == "expiring"

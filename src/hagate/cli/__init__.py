@@ -3,7 +3,19 @@ the components, nothing more. Importing this package registers every group on th
 
 from __future__ import annotations
 
-from hagate.cli import acme, alexa, certs, events, geoip, presets, relay, rules, serve, setup  # noqa: F401
+from hagate.cli import (  # noqa: F401
+    acme,
+    alexa,
+    certs,
+    enrol,
+    events,
+    geoip,
+    presets,
+    relay,
+    rules,
+    serve,
+    setup,
+)
 from hagate.cli.base import cli, main
 
 __all__ = ["cli", "main"]

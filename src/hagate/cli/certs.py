@@ -118,11 +118,15 @@ def cert_issue(
 @pass_ctx
 def cert_list(ctx: Context, as_json: bool) -> None:
     """Every issued certificate with its status."""
+    from hagate.enrol.store import EnrolmentStore
     from hagate.pki.authority import Authority
 
     records = Authority(ctx.state.require()).records()
+    store = EnrolmentStore(ctx.state)
+    used = {r.sha256: store.first_use(r.sha256) for r in records}
     if as_json:
-        click.echo(json.dumps([r.summary() for r in records], indent=2))
+        out = [{**r.summary(), "first_used": used[r.sha256]} for r in records]
+        click.echo(json.dumps(out, indent=2))
         return
     if not records:
         click.echo("No certificates issued yet: hagate cert issue NAME --p12 NAME.p12")
@@ -130,11 +134,29 @@ def cert_list(ctx: Context, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "serial", "sha256", "not after", "status", box=None)
+    table = Table("name", "serial", "sha256", "not after", "status", "first used", box=None)
     for r in records:
         s = r.summary()
-        table.add_row(s["name"], s["serial"], s["sha256"][:16] + "…", s["not_after"], s["status"])
+        table.add_row(
+            s["name"],
+            s["serial"],
+            s["sha256"][:16] + "…",
+            s["not_after"],
+            s["status"],
+            _first_used(used[r.sha256]),
+        )
     Console(width=200).print(table)
+
+
+def _first_used(facts: dict[str, object] | None) -> str:
+    if not facts:
+        return "never"
+    import time
+
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(float(str(facts.get("time") or 0))))
+    asn = f" AS{facts['asn']}" if facts.get("asn") else ""
+    agent = str(facts.get("user_agent") or "")
+    return f"{when}{asn} {agent[:40] + ('…' if len(agent) > 40 else '')}".rstrip()
 
 
 @cert.command("revoke")

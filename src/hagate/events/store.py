@@ -57,6 +57,7 @@ ACTIONS = (
     "acme_challenge",
     "acme_renewed",
     "acme_error",
+    "enrol",
 )
 COLUMNS = (
     "time",

@@ -33,6 +33,29 @@ h1{{font-size:1.4em}} .id{{color:#777;font-size:.85em}}</style></head>
 """
 
 
+def response(
+    status: int,
+    content_type: str,
+    body: bytes,
+    request_id: str,
+    keep_alive: bool,
+    kind: str,
+    headers: tuple[tuple[str, str], ...] = (),
+    body_allowed: bool = True,
+) -> bytes:
+    """A complete HTTP/1.1 response of the gateway's own (its enrolment pages and files)."""
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers)
+    head = (
+        f"HTTP/1.1 {status} {reason_phrase(status)}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+        "Cache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        f"{extra}X-Request-Id: {request_id}\r\nX-Hagate-Page: {kind}\r\n"
+        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+    ).encode()
+    return head + (body if body_allowed else b"")
+
+
 def reason_phrase(status: int) -> str:
     return REASONS.get(status, "Error")
 

@@ -39,6 +39,7 @@ class PathError(ValueError):
 class Target:
     path: str  # normalised, canonically encoded: what rules see and what is forwarded
     query: str  # as sent (validated), without "?"
+    as_sent: bool = True  # the client sent the path exactly so (no dot segment, escape, //)
 
     @property
     def uri(self) -> str:
@@ -122,7 +123,8 @@ def normalise_target(target: str) -> Target:
         raise PathError("the query holds characters that must be percent-encoded")
     if _SIMPLE_PATH.fullmatch(raw_path):
         return Target(raw_path, query)  # already normal: what `normalise_path` would return
-    return Target(normalise_path(raw_path), query)
+    path = normalise_path(raw_path)
+    return Target(path, query, as_sent=path == raw_path)
 
 
 def normalise_path(raw_path: str) -> str:

@@ -24,6 +24,7 @@ from hagate.acme.renewal import Attempt, Outcome
 from hagate.acme.renewer import Renewer
 from hagate.acme.store import AcmeFiles
 from hagate.config import Config, load_config, parse_listen
+from hagate.enrol.service import Enrolments
 from hagate.errors import HagateError
 from hagate.eventloop import bind, run_event_loop
 from hagate.events.store import EVENTS_NAME, EventStore
@@ -63,6 +64,7 @@ def build_gateway(state: StateDir, setup: Setup, events: EventStore | None) -> G
         load_cert(state / CA_CERT),
         events,
         acme,
+        Enrolments(state, setup.config.hostname),
     )
 
 

@@ -31,6 +31,9 @@ from hagate.acme.follow import FollowedContext
 from hagate.acme.store import AcmeFiles
 from hagate.clienthello import ClientHelloError, peek_client_hello
 from hagate.config import Config
+from hagate.enrol import answer as enrol_answer
+from hagate.enrol import pages as enrol_pages
+from hagate.enrol.service import Enrolments
 from hagate.events.store import EventStore
 from hagate.gateway.channel import Channel, LimitOverrun
 from hagate.gateway.http1 import (
@@ -53,7 +56,7 @@ from hagate.gateway.identity import (
     Inventory,
     client_certificate,
 )
-from hagate.gateway.pages import page, reason_phrase
+from hagate.gateway.pages import page, reason_phrase, response
 from hagate.gateway.tls import SNI_ATTR, handshake_reason
 from hagate.gateway.upstream import RESPONSE_HEAD_LIMIT, UpstreamError, UpstreamPool
 from hagate.gateway.verdict import Outcome, judge
@@ -137,8 +140,11 @@ class Gateway:
         ca_cert: x509.Certificate,
         events: EventStore | None = None,
         acme_files: AcmeFiles | None = None,
+        enrolments: Enrolments | None = None,
     ) -> None:
         self.setup = setup
+        self.enrolments = enrolments  # the one-time enrolment links (/.hagate/enrol/...)
+        self.first_seen: set[str] = set()  # certificates whose first use is on record
         self.contexts = contexts
         self.acme_files = acme_files  # where tls-alpn-01 challenges are published
         # Whether the CA can reach this gateway now (a connector sets it: connected or not).
@@ -380,9 +386,13 @@ class Gateway:
             self._event(ex, sni, cert)  # before the drain: a client gone by then keeps its row
             await client.drain()
             return False
+        if verdict.outcome is Outcome.GATEWAY_PATH:
+            return await self._gateway_path(client, ex, head, sni, cert)
         if verdict.outcome is Outcome.TOO_LARGE:
             await self._refuse(client, ex, 413, verdict.reason, sni, wants_html)
             return False
+        if cert.verified and cert.sha256 is not None and cert.sha256 not in self.first_seen:
+            self._first_use(cert.sha256, ex)
         decision = verdict.decision
         assert decision is not None
         if decision.logged:
@@ -457,6 +467,62 @@ class Gateway:
             raise
         self._event(ex, sni, cert)
         return keep and not self.closing
+
+    async def _gateway_path(
+        self, client: Channel, ex: Exchange, head: RequestHead, sni: str | None, cert: CertState
+    ) -> bool:
+        """`/.hagate/...`: the enrolment link, or a 404; never forwarded, whatever the rules."""
+        target = head.target
+        r = enrol_answer.route(head.method, target.path, target.as_sent, target.query)
+        ex.path = enrol_answer.loggable(target.path)  # a token is a secret: never in a log
+        ex.action = "enrol"
+        if self.enrolments is None:
+            reply = enrol_answer.Reply(
+                404, "text/html; charset=utf-8", enrol_pages.not_found(), "no enrolment here"
+            )
+        else:
+            reply = await asyncio.to_thread(
+                self.enrolments.reply, r, ex.user_agent, ex.client_ip, head.method == "HEAD"
+            )
+        ex.status, ex.reason = reply.status, reply.reason
+        keep = head.keep_alive and not head.has_body and not head.expect_continue
+        headers: tuple[tuple[str, str], ...] = ()
+        if reply.filename:
+            headers = (("Content-Disposition", f'attachment; filename="{reply.filename}"'),)
+        self._write_page(
+            client,
+            ex,
+            response(
+                reply.status,
+                reply.content_type,
+                reply.body,
+                ex.request_id,
+                keep,
+                "enrol",
+                headers,
+                body_allowed=head.method != "HEAD",
+            ),
+        )
+        self._event(ex, sni, cert)
+        await client.drain()
+        return keep
+
+    def _first_use(self, sha256: str, ex: Exchange) -> None:
+        """Put a certificate's first use on record (once; off the event loop)."""
+        self.first_seen.add(sha256)
+        if self.enrolments is None:
+            return
+        loc = ex.location
+        facts = {
+            "time": time.time(),
+            "ip": ex.client_ip,
+            "asn": loc.asn if loc else None,
+            "country": loc.country if loc else None,
+            "user_agent": ex.user_agent,
+        }
+        store = self.enrolments.store
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, store.record_first_use, sha256, facts)
 
     async def _block(
         self,

@@ -2,8 +2,10 @@
 
 Rules:
   1. The checks run in one fixed order, and the first that says no decides: the name (the
-     Host and, when sent, the TLS name must both be the one the gateway serves), the declared
-     body size, then the rule set.
+     Host and, when sent, the TLS name must both be the one the gateway serves), the
+     gateway's own paths (`/.hagate/...`, before the rules: the enrolment link works without a
+     certificate, and nothing there is ever Home Assistant's), the declared body size, then
+     the rule set.
   2. The verdict depends only on its arguments (the time the rules see among them), so a test
      can pin each outcome down without a connection.
 """
@@ -15,6 +17,7 @@ import ipaddress
 import time
 from dataclasses import dataclass
 
+from hagate.enrol.answer import is_gateway_path
 from hagate.gateway.http1 import RequestHead
 from hagate.gateway.identity import CertState
 from hagate.geoip import Location
@@ -25,6 +28,7 @@ from hagate.rules.ruleset import Decision, RuleSet
 class Outcome(enum.Enum):
     FORWARD = "forward"  # to Home Assistant; `decision` says whether a skip rule let it in
     WRONG_HOST = "wrong_host"  # 421
+    GATEWAY_PATH = "gateway_path"  # /.hagate/...: answered by the gateway, never forwarded
     TOO_LARGE = "too_large"  # 413, before any byte of the body is read
     BLOCK = "block"  # a rule blocked it; `decision` has the rule and status
 
@@ -54,6 +58,8 @@ def judge(
             Outcome.WRONG_HOST,
             reason=f"Host {head.host!r} does not match the TLS name {hostname!r}",
         )
+    if is_gateway_path(head.target.path):
+        return Verdict(Outcome.GATEWAY_PATH, reason="the gateway's own path")
     if max_body_bytes and (head.content_length or 0) > max_body_bytes:
         return Verdict(Outcome.TOO_LARGE, reason="the request body is too large")
     decision = decide(ruleset, head, ip, port, location, cert, now)
