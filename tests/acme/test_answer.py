@@ -25,6 +25,9 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
     # A directory nobody answers at: the renewer fails and backs off; nothing else changes.
     configure_acme(g, "https://127.0.0.1:9/dir", g.state / "ca.crt")
     g.start()
+    # Its first attempt fails at once and withdraws any challenge file as it ends: let it
+    # finish before the tests publish theirs (it then backs off for a minute).
+    wait_for(lambda: AcmeFiles(StateDir(g.state)).status().last_error, 15, "the first attempt")
     try:
         yield g
     finally:

@@ -170,7 +170,10 @@ def test_a_kept_connection_that_fails_before_any_answer_byte_is_retried_once(
 ) -> None:
     f = fake(["answer", "close"])
     results = run(make_bundle(f.port), 2)
-    assert results[1].response["event"]["header"]["name"] == "Response"
+    assert results[1].response["event"]["header"]["name"] == "Response", (
+        results[1].response,
+        results[1].log,
+    )
     assert results[1].log[0]["retried"] is True
     assert len(f.requests) == 3  # the directive went out once more, on a new connection
 

@@ -367,25 +367,7 @@ class Gateway:
             cert,
         )
         if verdict.outcome is Outcome.WRONG_HOST:
-            expected = setup.config.hostname
-            ex.status, ex.action, ex.reason = 421, "refused", verdict.reason
-            self._write_page(
-                client,
-                ex,
-                page(
-                    421,
-                    "Wrong address",
-                    f"This connection was made for {expected}, not {head.host_name}.",
-                    ex.request_id,
-                    wants_html,
-                    keep_alive=False,
-                    body_allowed=head.method != "HEAD",
-                    kind="wrong-host",
-                ),
-            )
-            self._event(ex, sni, cert)  # before the drain: a client gone by then keeps its row
-            await client.drain()
-            return False
+            return await self._wrong_host(client, ex, head, verdict.reason, sni, cert, wants_html)
         if verdict.outcome is Outcome.GATEWAY_PATH:
             return await self._gateway_path(client, ex, head, sni, cert)
         if verdict.outcome is Outcome.TOO_LARGE:
@@ -407,6 +389,19 @@ class Gateway:
         if decision.rule is not None:
             ex.rule = decision.rule.description or f"#{decision.rule.number}"
             ex.action = "skip"
+        keep = await self._forward(head, client, ex, wants_html, sni, cert)
+        return keep and not self.closing
+
+    async def _forward(
+        self,
+        head: RequestHead,
+        client: Channel,
+        ex: Exchange,
+        wants_html: bool,
+        sni: str | None,
+        cert: CertState,
+    ) -> bool:
+        """Proxy an allowed request to Home Assistant; its failures become pages and rows."""
         try:
             keep = await self._proxy(head, client, ex)
         except UpstreamError as e:
@@ -466,7 +461,38 @@ class Gateway:
             self._event(ex, sni, cert)
             raise
         self._event(ex, sni, cert)
-        return keep and not self.closing
+        return keep
+
+    async def _wrong_host(
+        self,
+        client: Channel,
+        ex: Exchange,
+        head: RequestHead,
+        reason: str,
+        sni: str | None,
+        cert: CertState,
+        wants_html: bool,
+    ) -> bool:
+        """421: the Host (or the TLS name) is not the one this gateway serves."""
+        expected = self.setup.config.hostname
+        ex.status, ex.action, ex.reason = 421, "refused", reason
+        self._write_page(
+            client,
+            ex,
+            page(
+                421,
+                "Wrong address",
+                f"This connection was made for {expected}, not {head.host_name}.",
+                ex.request_id,
+                wants_html,
+                keep_alive=False,
+                body_allowed=head.method != "HEAD",
+                kind="wrong-host",
+            ),
+        )
+        self._event(ex, sni, cert)  # before the drain: a client gone by then keeps its row
+        await client.drain()
+        return False
 
     async def _gateway_path(
         self, client: Channel, ex: Exchange, head: RequestHead, sni: str | None, cert: CertState
