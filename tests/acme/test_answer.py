@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,4 +115,23 @@ def test_without_tls_acme_acme_tls_1_is_refused(tmp_path: Path) -> None:
         assert "no ACME here" in rows[-1]["reason"]
     finally:
         g.stop()
+        g.upstream.close()
+
+
+def test_a_gateway_stops_at_once_while_its_renewal_hangs_at_the_ca(tmp_path: Path) -> None:
+    """A CA that accepts and never answers: the order waits on its network timeout (30 s),
+    in a thread the gateway does not wait for when told to stop."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True).start()
+    g = make_gateway(tmp_path)
+    configure_acme(g, f"https://127.0.0.1:{silent.getsockname()[1]}/dir", g.state / "ca.crt")
+    try:
+        g.start()
+        wait_for(lambda: held, 10, "the renewal connecting to the CA")
+        started = time.monotonic()
+        assert g.stop() == 0
+        assert time.monotonic() - started < 8
+    finally:
+        silent.close()
         g.upstream.close()

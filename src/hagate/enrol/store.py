@@ -195,8 +195,11 @@ class EnrolmentStore:
         path = self.first_use_path(cert_sha256)
         if path.exists():
             return False
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        atomic_write(path, json.dumps(facts).encode(), mode=0o600)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            atomic_write(path, json.dumps(facts).encode(), mode=0o600)
+        except OSError:
+            return False  # a full disk must not break a request; a restart tries again
         return True
 
     def first_use(self, cert_sha256: str) -> dict[str, Any] | None:
