@@ -16,8 +16,9 @@ from hagate.errors import HagateError
 @click.option(
     "--workers",
     type=click.IntRange(1, 256),
-    default=None,
-    help="Worker processes (default: one per core).",
+    default=1,
+    show_default=True,
+    help="Worker processes sharing the port (a home needs one; more for heavy use).",
 )
 @click.option(
     "--log-format",
@@ -27,15 +28,14 @@ from hagate.errors import HagateError
     help="One line per request on stdout.",
 )
 @pass_ctx
-def serve(ctx: Context, listen: str | None, workers: int | None, log_format: str) -> None:
+def serve(ctx: Context, listen: str | None, workers: int, log_format: str) -> None:
     """Run the gateway in port-forward mode: TLS, client certificates, rules, proxy to HA."""
-    import os
 
     from hagate.gateway.runner import serve as run
 
     if listen is not None:
         config.parse_listen(listen)
-    run(ctx.state.require(), listen, workers or os.cpu_count() or 1, log_format)
+    run(ctx.state.require(), listen, workers, log_format)
 
 
 @cli.command("connect")
