@@ -174,6 +174,8 @@ def main() -> None:
   hagate --state-dir {home} rules explain --ip 203.0.113.7 --cert phone
   hagate --state-dir {home} cert revoke phone       # then the first curl is blocked at once
   hagate --state-dir {home} events                   # the event log (also: top, suggest)
+  hagate --state-dir {home} cert enrol tablet --url https://{HOME_NAME}:{port}
+                                                    # a QR code and one-time link for a device
   One line per request: {logs}/requests.log
   The bundle for a real phone: {DEMO}/phone.p12 (password in {DEMO}/password.txt)
 

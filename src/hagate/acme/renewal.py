@@ -84,10 +84,12 @@ def renew(
         try:
             issued = obtain(files, settings, name, say)
         except AcmeFailure as e:
+            # A Retry-After counts from when the answer came, not from when we began asking.
+            failed_at = time.time()
             status.failures += 1
             status.last_error = str(e)
-            status.not_before = schedule.next_attempt(now, status.failures, e.retry_after)
-            status.told_until = now + e.retry_after if e.retry_after is not None else None
+            status.not_before = schedule.next_attempt(failed_at, status.failures, e.retry_after)
+            status.told_until = failed_at + e.retry_after if e.retry_after is not None else None
             status.history.append(
                 {"time": now, "outcome": "failed", "error": str(e), "pid": os.getpid()}
             )
