@@ -95,6 +95,48 @@ class AcmeSettings:
     staging: bool = False
 
 
+DEFAULT_ADMIN_LISTEN = "127.0.0.1:9464"
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """`audit`: findings silenced on purpose, and where Home Assistant's own config is."""
+
+    ignore: tuple[str, ...] = ()
+    home_assistant_config: str | None = None  # HA's configuration.yaml, when readable here
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    """`admin`: the metrics listener (off unless configured)."""
+
+    listen: str = DEFAULT_ADMIN_LISTEN
+
+
+ALERT_KEYS = (
+    "home_assistant",
+    "repeat_after",
+    "queue",
+    "blocked_burst",
+    "cut_off_after",
+    "checks_every",
+)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """`alerts`: events fired on Home Assistant's event bus for what needs a person."""
+
+    url: str  # Home Assistant, as this host reaches it (the upstream unless given)
+    token_file: str  # a long-lived access token, read at start and on reload
+    repeat_after: float = 3600.0  # one alert per kind and subject in this many seconds
+    queue: int = 100  # alerts held while Home Assistant is unreachable (oldest dropped)
+    burst_requests: int = 20  # blocked requests from one source within burst_seconds ...
+    burst_seconds: float = 60.0  # ... make a burst
+    cut_off_after: float = 300.0  # every relay lost for this long is an alert
+    checks_every: float = 3600.0  # certificates near expiry and the audit, checked this often
+
+
 GATEWAY_KEYS = {
     f: type(getattr(GatewaySettings(), f)) for f in GatewaySettings.__dataclass_fields__
 }
@@ -113,6 +155,9 @@ class Config:
     lists: dict[str, list[Any]] = field(default_factory=dict)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     acme: AcmeSettings | None = None
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    admin: AdminSettings | None = None
+    alerts: AlertSettings | None = None
     source: ConfigSource = field(default_factory=lambda: ConfigSource("<defaults>"))
 
 
@@ -253,6 +298,9 @@ _TOP_KEYS = {
     "rate_limits",
     "lists",
     "gateway",
+    "audit",
+    "admin",
+    "alerts",
 }
 
 
@@ -378,9 +426,13 @@ def parse_config(text: str, name: str) -> Config:
             raise src.error(("gateway", key), "must be positive")
         settings[key] = kind(value)
 
+    base = Path(name).parent
     return Config(
         gateway=GatewaySettings(**settings),
-        acme=_parse_tls(src, data.get("tls"), Path(name).parent),
+        audit=_parse_audit(src, data.get("audit"), base),
+        admin=_parse_admin(src, data.get("admin"), "admin" in data),
+        alerts=_parse_alerts(src, data.get("alerts"), base, upstream),
+        acme=_parse_tls(src, data.get("tls"), base),
         hostname=hostname,
         upstream=upstream,
         listen=listen,
@@ -432,6 +484,136 @@ def _parse_tls(src: ConfigSource, tls: Any, base: Path) -> AcmeSettings | None:
     return acme_settings(directory, email, bundle, staging)
 
 
+def _keys(src: ConfigSource, path: Path_, value: Any, known: tuple[str, ...]) -> dict[str, Any]:
+    _typed(src, path, value, dict, f"a mapping with {', '.join(known)}")
+    for key in value:
+        if key not in known:
+            raise src.error((*path, key), f"unknown key (known: {', '.join(known)})")
+    return dict(value)
+
+
+def _file(src: ConfigSource, path: Path_, value: Any, base: Path, what: str) -> str:
+    text = _typed(src, path, value, str, what)
+    resolved = (base / Path(text).expanduser()).resolve()
+    if not resolved.is_file():
+        raise src.error(path, f"no such file: {resolved}")
+    return str(resolved)
+
+
+def _number(src: ConfigSource, path: Path_, value: Any, kind: type, low: float, what: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise src.error(path, f"expected {what}, got {_describe(value)}")
+    if kind is int and not isinstance(value, int):
+        raise src.error(path, f"expected a whole number, got {value}")
+    if value < low:
+        raise src.error(path, f"must be at least {low:g}")
+    return kind(value)
+
+
+def _parse_audit(src: ConfigSource, raw: Any, base: Path) -> AuditSettings:
+    if raw is None:
+        return AuditSettings()
+    audit = _keys(src, ("audit",), raw, ("ignore", "home_assistant_config"))
+    ignore = audit.get("ignore") or []
+    _typed(
+        src, ("audit", "ignore"), ignore, list, "a list of finding ids (hagate audit shows them)"
+    )
+    for i, item in enumerate(ignore):
+        _typed(src, ("audit", "ignore", i), item, str, "a finding id")
+    ha_config = audit.get("home_assistant_config")
+    if ha_config is not None:
+        ha_config = _file(
+            src, ("audit", "home_assistant_config"), ha_config, base, "a path to configuration.yaml"
+        )
+    return AuditSettings(tuple(ignore), ha_config)
+
+
+def _parse_admin(src: ConfigSource, raw: Any, present: bool) -> AdminSettings | None:
+    if not present:
+        return None
+    admin = _keys(src, ("admin",), raw or {}, ("listen",))
+    listen = admin.get("listen", DEFAULT_ADMIN_LISTEN)
+    _typed(src, ("admin", "listen"), listen, str, "HOST:PORT")
+    _checked(src, ("admin", "listen"), parse_listen, listen)
+    return AdminSettings(listen)
+
+
+def _parse_alerts(src: ConfigSource, raw: Any, base: Path, upstream: str) -> AlertSettings | None:
+    if raw is None:
+        return None
+    alerts = _keys(src, ("alerts",), raw, ALERT_KEYS)
+    if "home_assistant" not in alerts:
+        raise src.error(("alerts",), "missing key 'home_assistant' (with url and token_file)")
+    ha_path: Path_ = ("alerts", "home_assistant")
+    ha = _keys(src, ha_path, alerts["home_assistant"], ("url", "token_file"))
+    if "token_file" not in ha:
+        raise src.error(ha_path, "missing key 'token_file': a file holding a long-lived token")
+    token_file = _file(src, (*ha_path, "token_file"), ha["token_file"], base, "a file path")
+    url = upstream
+    if ha.get("url") is not None:
+        url = _checked(
+            src,
+            (*ha_path, "url"),
+            validate_upstream,
+            _typed(src, (*ha_path, "url"), ha["url"], str, "a URL"),
+        )
+    burst = alerts.get("blocked_burst") or {}
+    burst = _keys(src, ("alerts", "blocked_burst"), burst, ("requests", "seconds"))
+    defaults = AlertSettings("", "")
+    return AlertSettings(
+        url=url,
+        token_file=token_file,
+        repeat_after=_number(
+            src,
+            ("alerts", "repeat_after"),
+            alerts.get("repeat_after", defaults.repeat_after),
+            float,
+            1,
+            "a number of seconds",
+        ),
+        queue=_number(
+            src,
+            ("alerts", "queue"),
+            alerts.get("queue", defaults.queue),
+            int,
+            1,
+            "a number of alerts",
+        ),
+        burst_requests=_number(
+            src,
+            ("alerts", "blocked_burst", "requests"),
+            burst.get("requests", defaults.burst_requests),
+            int,
+            1,
+            "a number of requests",
+        ),
+        burst_seconds=_number(
+            src,
+            ("alerts", "blocked_burst", "seconds"),
+            burst.get("seconds", defaults.burst_seconds),
+            float,
+            1,
+            "a number of seconds",
+        ),
+        cut_off_after=_number(
+            src,
+            ("alerts", "cut_off_after"),
+            alerts.get("cut_off_after", defaults.cut_off_after),
+            float,
+            1,
+            "a number of seconds",
+        ),
+        checks_every=_number(
+            src,
+            ("alerts", "checks_every"),
+            alerts.get("checks_every", defaults.checks_every),
+            float,
+            1,
+            "a number of seconds",
+        ),
+    )
+
+
 def load_config(path: Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
@@ -474,6 +656,24 @@ geoip:
 #     staging: false
 #     # directory: https://acme-v02.api.letsencrypt.org/directory  (the default)
 #     # ca_bundle: /path/to/private-acme-ca.pem  (only for a private ACME server)
+
+# Metrics for Prometheus on an admin listener (off unless this section is here; loopback
+# by default). It answers GET /metrics and nothing else. See docs/watch.md.
+# admin:
+#   listen: 127.0.0.1:9464
+
+# Alerts on Home Assistant's event bus (event type hagate_alert) for what needs a person: a
+# revoked certificate presented, a burst of blocked requests, the tunnel cut off, a
+# certificate about to expire, a high-severity audit finding. See docs/watch.md.
+# alerts:
+#   home_assistant:
+#     token_file: ha-token.txt   # a long-lived access token (HA profile page, Security)
+#     # url: http://127.0.0.1:8123  (the upstream unless given)
+
+# `hagate audit` reviews the whole setup. Silence a finding on purpose by its id:
+# audit:
+#   ignore: []
+#   home_assistant_config: /config/configuration.yaml  (lets it check ip_ban_enabled)
 
 # The event log (SQLite in the state directory) keeps this many days of events.
 events:

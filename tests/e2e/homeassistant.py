@@ -121,6 +121,8 @@ class HomeAssistant:
     proc: subprocess.Popen[bytes] | None = None
     access_token: str = ""
     refresh_token: str = ""
+    extra: str = ""  # more configuration.yaml, after the standard one
+    trusts_proxy: bool = True  # use_x_forwarded_for with 127.0.0.1 as trusted proxy
 
     @property
     def url(self) -> str:
@@ -129,7 +131,10 @@ class HomeAssistant:
     def start(self, timeout: float = 300) -> None:
         venv = ensure_venv()
         self.config_dir.mkdir(parents=True, exist_ok=True)
-        (self.config_dir / "configuration.yaml").write_text(CONFIGURATION.format(port=self.port))
+        config = CONFIGURATION.format(port=self.port) + self.extra
+        if not self.trusts_proxy:
+            config = config.replace("use_x_forwarded_for: true", "use_x_forwarded_for: false")
+        (self.config_dir / "configuration.yaml").write_text(config)
         self.log = (self.config_dir / "stdout.log").open("wb")
         self.proc = subprocess.Popen(
             [str(venv / "bin" / "hass"), "-c", str(self.config_dir), "--skip-pip"],
@@ -140,6 +145,15 @@ class HomeAssistant:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"Home Assistant exited: {self.read_log()[-3000:]}")
+            if self.access_token:  # onboarded: /api/onboarding is gone; wait until RUNNING
+                req = urllib.request.Request(self.url + "/api/config")
+                req.add_header("Authorization", f"Bearer {self.access_token}")
+                with (
+                    contextlib.suppress(OSError, urllib.error.URLError, ValueError),
+                    urllib.request.urlopen(req, timeout=2) as r,
+                ):
+                    if json.loads(r.read()).get("state") == "RUNNING":
+                        return
             with (
                 contextlib.suppress(OSError, urllib.error.URLError),
                 urllib.request.urlopen(self.url + "/api/onboarding", timeout=2) as r,

@@ -172,6 +172,27 @@ def cert_revoke(ctx: Context, selector: str, reason: str | None) -> None:
     click.echo(f"Revoked {record.name} (serial {record.serial_hex}); CRL: {ctx.state / CRL_NAME}")
 
 
+@cert.command("renew-server")
+@pass_ctx
+def cert_renew_server(ctx: Context) -> None:
+    """Issue a new server certificate from hagate's CA (a running gateway takes it at once).
+
+    With tls.acme configured the server certificate comes from the ACME CA instead: see
+    hagate acme renew."""
+    from hagate.config import load_config
+    from hagate.pki.authority import Authority
+    from hagate.pki.certs import SERVER_DAYS
+
+    state = ctx.state.require()
+    cfg = load_config(state.config_path)
+    authority = Authority(state)
+    with state.lock():
+        authority.write_server_cert(authority.ca(), cfg.hostname)
+    click.echo(f"New server certificate for {cfg.hostname}, valid {SERVER_DAYS} days.")
+    if cfg.acme is not None:
+        click.echo("Note: tls.acme is configured; the ACME certificate is served while valid.")
+
+
 # -- ca -----------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import secrets
 import shutil
@@ -201,6 +202,12 @@ class EnrolmentStore:
         except OSError:
             return False  # a full disk must not break a request; a restart tries again
         return True
+
+    def record_use(self, cert_sha256: str, facts: dict[str, Any]) -> None:
+        """The first use on record, or a later one as the record's modification time."""
+        if not self.record_first_use(cert_sha256, facts):
+            with contextlib.suppress(OSError):
+                os.utime(self.first_use_path(cert_sha256))
 
     def first_use(self, cert_sha256: str) -> dict[str, Any] | None:
         try:

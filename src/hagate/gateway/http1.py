@@ -455,3 +455,43 @@ def encode_chunk(data: bytes | bytearray) -> bytes:
 
 
 LAST_CHUNK = b"0\r\n\r\n"
+
+
+# Forwarding headers a client may not set: the gateway sets them itself.
+DROP_FROM_CLIENT = HOP_BY_HOP | {
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-real-ip",
+    "expect",
+}
+
+
+def forwarded_head(head: RequestHead, client_ip: str, hostname: str) -> bytes:
+    """The request head the gateway sends Home Assistant for `head` from `client_ip`: hop-by-hop
+    and client-supplied forwarding headers dropped, X-Forwarded-For/-Proto/-Host set."""
+    named = head.connection_tokens
+    lines = [f"{head.method} {head.target.uri} HTTP/1.1"]
+    for name, value in head.headers:
+        n = name.lower()
+        if n in DROP_FROM_CLIENT or n in named or n == "content-length":
+            continue
+        lines.append(f"{name}: {value}")
+    if not head.host:
+        lines.append(f"Host: {hostname}")
+    lines.append(f"X-Forwarded-For: {client_ip}")
+    lines.append("X-Forwarded-Proto: https")
+    lines.append(f"X-Forwarded-Host: {head.host or hostname}")
+    if head.expect_continue:
+        lines.append("Expect: 100-continue")
+    if head.chunked:
+        lines.append("Transfer-Encoding: chunked")
+    elif head.content_length is not None:
+        lines.append(f"Content-Length: {head.content_length}")
+    if head.websocket:
+        lines.append("Upgrade: websocket")
+        lines.append("Connection: Upgrade")
+    else:
+        lines.append("Connection: keep-alive")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

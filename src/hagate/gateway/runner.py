@@ -18,7 +18,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hagate.acme.renewal import Attempt, Outcome
 from hagate.acme.renewer import Renewer
@@ -36,6 +36,11 @@ from hagate.geoip import GeoIP
 from hagate.pki.authority import load_cert
 from hagate.rules.ruleset import ruleset_from_config
 from hagate.state import CA_CERT, INVENTORY_NAME, StateDir
+from hagate.watch.alerts import Alerter
+from hagate.watch.runtime import Watch
+
+if TYPE_CHECKING:
+    from hagate.watch.admin import AdminServer
 
 
 def load_setup(state: StateDir) -> Setup:
@@ -51,7 +56,9 @@ async def serve_socket(
     ready: Callable[[], None] | None = None,
 ) -> None:
     """Run one gateway on a listening socket until SIGTERM."""
-    await run_gateway(state, setup, log_format, lambda gateway: accept_loop(gateway, sock), ready)
+    await run_gateway(
+        state, setup, log_format, lambda gateway: accept_loop(gateway, sock), ready, "serve"
+    )
     sock.close()
 
 
@@ -112,18 +119,51 @@ def start_renewer(gateway: Gateway, state: StateDir) -> asyncio.Task[None] | Non
     return asyncio.create_task(renewer.run())
 
 
+def start_watch(state: StateDir, gateway: Gateway, events: EventStore, role: str) -> Watch:
+    """Metrics (when an admin listener runs), alerts (when configured) and the status file."""
+    from hagate.watch.metrics import ENV
+
+    cfg = gateway.setup.config
+    if ENV in os.environ and cfg.admin is not None:
+        from hagate.watch.metrics import Metrics
+
+        gateway.metrics = Metrics()
+    gateway.alerts = start_alerts(state, cfg)
+    return Watch(
+        state,
+        role,
+        cfg.hostname,
+        gateway.links,
+        events,
+        gateway.metrics,
+        gateway.alerts,
+        cfg.alerts.cut_off_after if cfg.alerts else 300.0,
+    )
+
+
+def start_alerts(state: StateDir, cfg: Config) -> Alerter | None:
+    if cfg.alerts is None:
+        return None
+    from hagate.watch.periodic import run_checks
+
+    return Alerter(state, cfg.alerts, cfg.hostname, periodic=run_checks).start()
+
+
 async def run_gateway(
     state: StateDir,
     setup: Setup,
     log_format: str,
     feed: Callable[[Gateway], Any],
     ready: Callable[[], None] | None = None,
+    role: str = "serve",
 ) -> None:
     """Run a gateway fed by `feed` (an accept loop, or a connector) until SIGTERM."""
     loop = asyncio.get_running_loop()
     # The event store's writer process also writes the log line of each request.
     events = EventStore(state / EVENTS_NAME, setup.config.retention_days, log_format=log_format)
     gateway = build_gateway(state, setup, events.start())
+    watch = start_watch(state, gateway, events, role)
+    watching = asyncio.create_task(watch.run())
     stop = asyncio.Event()
 
     renewing: list[asyncio.Task[None] | None] = [None]
@@ -135,12 +175,16 @@ async def run_gateway(
             after = gateway.setup.config
             if (before.acme, before.hostname) != (after.acme, after.hostname):
                 follow_acme(gateway, state, renewing)
+            if (before.alerts, before.hostname) != (after.alerts, after.hostname):
+                if gateway.alerts is not None:
+                    gateway.alerts.close()
+                gateway.alerts = watch.alerts = start_alerts(state, after)
             print(
                 f"hagate: config reloaded ({len(gateway.setup.ruleset.rules)} rules)",
                 file=sys.stderr,
                 flush=True,
             )
-        except HagateError as e:
+        except HagateError as e:  # a bad token file too: the old alerter keeps going
             print(
                 f"hagate: config NOT reloaded, keeping the old one: {e}",
                 file=sys.stderr,
@@ -169,6 +213,8 @@ async def run_gateway(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*gateway.connections, return_exceptions=True), 2)
         gateway.pool.close()
+        watching.cancel()
+        watch.close()
         events.close()
 
 
@@ -228,6 +274,9 @@ def fork_workers(
                 break
             except InterruptedError:
                 continue
+        from hagate.watch.metrics import process_gone
+
+        process_gone(pid)
         exit_code = os.waitstatus_to_exitcode(code)
         if exit_code:
             print(f"hagate: worker {pid} exited with {exit_code}", file=sys.stderr, flush=True)
@@ -258,9 +307,15 @@ def _serve(state: StateDir, listen: str | None, workers: int, log_format: str) -
         file=sys.stderr,
         flush=True,
     )
+    admin = prepare_admin(state, cfg)
     if workers <= 1:
         sock = bind(host, port, reuse_port=False)
-        run_event_loop(lambda: serve_socket(state, setup, sock, log_format))
+        started = admin() if admin else None
+        try:
+            run_event_loop(lambda: serve_socket(state, setup, sock, log_format))
+        finally:
+            if started is not None:
+                started.close()
         return
     connect_events(state / EVENTS_NAME).close()  # create the store once, before the workers
     socks = [bind(host, port, reuse_port=True) for _ in range(workers)]
@@ -271,8 +326,35 @@ def _serve(state: StateDir, listen: str | None, workers: int, log_format: str) -
                 other.close()
         run_event_loop(lambda: serve_socket(state, setup, socks[i], log_format))
 
-    def close_sockets() -> None:
+    def after_fork() -> None:
         for sock in socks:
             sock.close()
+        if admin:
+            admin()  # in the supervising process, adding up the workers' metrics
 
-    fork_workers(workers, work, close_sockets)
+    fork_workers(workers, work, after_fork)
+
+
+def prepare_admin(state: StateDir, cfg: Config) -> Callable[[], AdminServer] | None:
+    """With `admin:` configured: the metrics directory made ready (before any worker) and a
+    function that starts the listener (in the process that supervises them)."""
+    if cfg.admin is None:
+        return None
+    from hagate.watch.admin import AdminServer
+    from hagate.watch.metrics import prepare
+
+    directory = prepare(state)
+    listen = cfg.admin.listen
+    # Bind now, so a taken port is a plain error before any worker starts.
+    server = AdminServer(listen, state, directory)
+
+    def start() -> AdminServer:
+        server.start()
+        print(
+            f"hagate: metrics on http://{server.host}:{server.port}/metrics",
+            file=sys.stderr,
+            flush=True,
+        )
+        return server
+
+    return start

@@ -23,6 +23,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
@@ -37,13 +38,13 @@ from hagate.enrol.service import Enrolments
 from hagate.events.store import EventStore
 from hagate.gateway.channel import Channel, LimitOverrun
 from hagate.gateway.http1 import (
-    HOP_BY_HOP,
     LAST_CHUNK,
     MAX_CHUNK_LINE,
     HeadError,
     RequestHead,
     ResponseHead,
     encode_chunk,
+    forwarded_head,
     parse_chunk_size,
     parse_request_head,
     parse_response_head,
@@ -62,17 +63,16 @@ from hagate.gateway.upstream import RESPONSE_HEAD_LIMIT, UpstreamError, Upstream
 from hagate.gateway.verdict import Outcome, judge
 from hagate.geoip import GeoIP, Location
 from hagate.rules.ruleset import Decision, RuleSet
+from hagate.watch.status import Links
+
+if TYPE_CHECKING:
+    from hagate.watch.alerts import Alerter
+    from hagate.watch.metrics import Metrics
 
 CHUNK = 65536
+REVOKED_FIELD = "cf.tls_client_auth.cert_revoked"
+USE_RECORD_EVERY = 3600.0  # a certificate's last use goes on record at most this often
 MAX_TRAILERS = 16384
-_DROP_FROM_CLIENT = HOP_BY_HOP | {
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "forwarded",
-    "x-real-ip",
-    "expect",
-}
 _NO_BODY_STATUS = {204, 304}
 
 
@@ -144,7 +144,6 @@ class Gateway:
     ) -> None:
         self.setup = setup
         self.enrolments = enrolments  # the one-time enrolment links (/.hagate/enrol/...)
-        self.first_seen: set[str] = set()  # certificates whose first use is on record
         self.contexts = contexts
         self.acme_files = acme_files  # where tls-alpn-01 challenges are published
         # Whether the CA can reach this gateway now (a connector sets it: connected or not).
@@ -157,6 +156,10 @@ class Gateway:
         self.closing = False
         self.connections: set[asyncio.Task[None]] = set()
         self.busy = 0
+        self.metrics: Metrics | None = None  # with an admin listener
+        self.alerts: Alerter | None = None  # with alerts configured
+        self.links = Links()  # the connector's relays, up or down
+        self.used_at: dict[str, float] = {}  # certificate sha256 -> last use put on record
 
     # -- connections ------------------------------------------------------------------------
 
@@ -373,8 +376,11 @@ class Gateway:
         if verdict.outcome is Outcome.TOO_LARGE:
             await self._refuse(client, ex, 413, verdict.reason, sni, wants_html)
             return False
-        if cert.verified and cert.sha256 is not None and cert.sha256 not in self.first_seen:
-            self._first_use(cert.sha256, ex)
+        if cert.verified and cert.sha256 is not None:
+            used = self.used_at.get(cert.sha256)
+            if used is None or ex.started - used > USE_RECORD_EVERY:
+                self.used_at[cert.sha256] = ex.started
+                self._record_use(cert.sha256, ex)
         decision = verdict.decision
         assert decision is not None
         if decision.logged:
@@ -533,9 +539,9 @@ class Gateway:
         await client.drain()
         return keep
 
-    def _first_use(self, sha256: str, ex: Exchange) -> None:
-        """Put a certificate's first use on record (once; off the event loop)."""
-        self.first_seen.add(sha256)
+    def _record_use(self, sha256: str, ex: Exchange) -> None:
+        """Put a certificate's first use on record, and later ones as the record's time
+        (off the event loop; `hagate audit` reads it for certificates unused for months)."""
         if self.enrolments is None:
             return
         loc = ex.location
@@ -548,7 +554,7 @@ class Gateway:
         }
         store = self.enrolments.store
         loop = asyncio.get_running_loop()
-        loop.run_in_executor(None, store.record_first_use, sha256, facts)
+        loop.run_in_executor(None, store.record_use, sha256, facts)
 
     async def _block(
         self,
@@ -606,30 +612,7 @@ class Gateway:
     # -- proxying ---------------------------------------------------------------------------
 
     def _upstream_head(self, head: RequestHead, client_ip: str) -> bytes:
-        named = head.connection_tokens
-        lines = [f"{head.method} {head.target.uri} HTTP/1.1"]
-        for name, value in head.headers:
-            n = name.lower()
-            if n in _DROP_FROM_CLIENT or n in named or n == "content-length":
-                continue
-            lines.append(f"{name}: {value}")
-        if not head.host:
-            lines.append(f"Host: {self.setup.config.hostname}")
-        lines.append(f"X-Forwarded-For: {client_ip}")
-        lines.append("X-Forwarded-Proto: https")
-        lines.append(f"X-Forwarded-Host: {head.host or self.setup.config.hostname}")
-        if head.expect_continue:
-            lines.append("Expect: 100-continue")
-        if head.chunked:
-            lines.append("Transfer-Encoding: chunked")
-        elif head.content_length is not None:
-            lines.append(f"Content-Length: {head.content_length}")
-        if head.websocket:
-            lines.append("Upgrade: websocket")
-            lines.append("Connection: Upgrade")
-        else:
-            lines.append("Connection: keep-alive")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return forwarded_head(head, client_ip, self.setup.config.hostname)
 
     async def _proxy(self, head: RequestHead, client: Channel, ex: Exchange) -> bool:
         settings = self.setup.config.gateway
@@ -641,6 +624,7 @@ class Gateway:
             pooled = self.pool.pooled() if attempt == 0 else None
             reused = pooled is not None
             up = pooled if pooled is not None else await self.pool.connect()
+            sent_at = time.monotonic()
             try:
                 up.write(upstream_head)
                 body_task = (
@@ -675,6 +659,8 @@ class Gateway:
                 up.close()
                 raise UpstreamError(502, e.reason) from None
             break
+        if self.metrics is not None:
+            self.metrics.upstream_latency.observe(time.monotonic() - sent_at)
         ex.status = rhead.status
         if rhead.status == 101:
             if not head.websocket:
@@ -841,12 +827,17 @@ class Gateway:
             asyncio.create_task(copy(client, up, True)),
             asyncio.create_task(copy(up, client, False)),
         ]
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.websockets.inc()
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for t in tasks:
                 t.cancel()
             up.close()
+            if metrics is not None:
+                metrics.websockets.dec()
 
     def _write_page(self, client: Channel, ex: Exchange, response: bytes) -> None:
         """Send one of the gateway's own pages; its body counts as the bytes sent."""
@@ -886,6 +877,20 @@ class Gateway:
         }
         if self.events is not None:  # its writer also writes the log line
             self.events.record(row)
+        if self.metrics is not None:
+            self.metrics.event(ex.action, ex.status, ex.reason)
+        if self.alerts is not None:
+            self.alerts.observe(
+                ex.action,
+                ex.client_ip,
+                loc.asn or None,
+                loc.country or None,
+                cert.name,
+                cert.sha256,
+                cert.verified,
+                bool(cert.fields.get(REVOKED_FIELD)),
+                ex.rule,
+            )
 
 
 def _body_error(task: asyncio.Task[None] | None) -> BodyError | None:

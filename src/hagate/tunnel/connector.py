@@ -118,6 +118,8 @@ class Connector:
         self.fingerprint = pinned_fingerprint(fingerprint) if fingerprint else None
         self.connected: dict[str, bool] = {str(r): False for r in relays}
         self.stopping = False
+        for r in relays:
+            gateway.links.set(str(r), False)
 
     def _context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=self.relay_ca)
@@ -164,8 +166,11 @@ class Connector:
             except HagateError as e:
                 print(f"hagate connect: relay {relay} refused us: {e}", file=sys.stderr, flush=True)
             self.connected[str(relay)] = False
+            self.gateway.links.set(str(relay), False)
             if self.stopping:
                 return
+            if self.gateway.metrics is not None:
+                self.gateway.metrics.tunnel_reconnects.inc()
             if time.monotonic() - started > 60:
                 delay = BACKOFF_MIN  # it had been working: start over
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
@@ -205,13 +210,19 @@ class Connector:
             raise
         mux = Mux(reader, writer, on_open=self._on_open)
         self.connected[str(relay)] = True
+        self.gateway.links.set(str(relay), True)
         print(f"hagate connect: connected to relay {relay}", file=sys.stderr, flush=True)
         heartbeat = asyncio.create_task(self._heartbeat(mux))
+        metrics = self.gateway.metrics
+        if metrics is not None:
+            metrics.tunnel_connections.inc()
         try:
             await mux.run()
         finally:
             heartbeat.cancel()
             mux.close()
+            if metrics is not None:
+                metrics.tunnel_connections.dec()
 
     async def _welcome(self, reader: asyncio.StreamReader) -> None:
         decoder = FrameDecoder()
@@ -238,6 +249,8 @@ class Connector:
     async def _on_open(self, stream: Stream) -> None:
         client = str(stream.meta.get("client", "0.0.0.0"))
         port = int(stream.meta.get("port", 0))
+        if self.gateway.metrics is not None:
+            self.gateway.metrics.tunnel_streams.inc()
         ours, theirs = socket.socketpair()
         ours.setblocking(False)
         theirs.setblocking(False)
@@ -292,16 +305,27 @@ def _run_workers(
     from hagate.eventloop import run_event_loop
     from hagate.events.store import EVENTS_NAME
     from hagate.events.store import connect as connect_events
-    from hagate.gateway.runner import fork_workers, run_gateway
+    from hagate.gateway.runner import fork_workers, prepare_admin, run_gateway
 
     def work(_: int = 0) -> None:
         async def feed(gateway: Gateway) -> None:
             await Connector(gateway, relays, token, fingerprint, relay_ca).run()
 
-        run_event_loop(lambda: run_gateway(state, setup, log_format, feed))
+        run_event_loop(lambda: run_gateway(state, setup, log_format, feed, role="connect"))
 
+    admin = prepare_admin(state, setup.config)
     if workers <= 1:
-        work()
+        started = admin() if admin else None
+        try:
+            work()
+        finally:
+            if started is not None:
+                started.close()
         return
     connect_events(state / EVENTS_NAME).close()  # create the store once, before the workers
-    fork_workers(workers, work)
+
+    def after_fork() -> None:
+        if admin:
+            admin()  # in the supervising process, adding up the workers' metrics
+
+    fork_workers(workers, work, after_fork)
