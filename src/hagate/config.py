@@ -559,59 +559,23 @@ def _parse_alerts(src: ConfigSource, raw: Any, base: Path, upstream: str) -> Ale
         )
     burst = alerts.get("blocked_burst") or {}
     burst = _keys(src, ("alerts", "blocked_burst"), burst, ("requests", "seconds"))
-    defaults = AlertSettings("", "")
-    return AlertSettings(
-        url=url,
-        token_file=token_file,
-        repeat_after=_number(
-            src,
-            ("alerts", "repeat_after"),
-            alerts.get("repeat_after", defaults.repeat_after),
-            float,
-            1,
-            "a number of seconds",
-        ),
-        queue=_number(
-            src,
-            ("alerts", "queue"),
-            alerts.get("queue", defaults.queue),
-            int,
-            1,
-            "a number of alerts",
-        ),
-        burst_requests=_number(
-            src,
-            ("alerts", "blocked_burst", "requests"),
-            burst.get("requests", defaults.burst_requests),
-            int,
-            1,
-            "a number of requests",
-        ),
-        burst_seconds=_number(
-            src,
-            ("alerts", "blocked_burst", "seconds"),
-            burst.get("seconds", defaults.burst_seconds),
-            float,
-            1,
-            "a number of seconds",
-        ),
-        cut_off_after=_number(
-            src,
-            ("alerts", "cut_off_after"),
-            alerts.get("cut_off_after", defaults.cut_off_after),
-            float,
-            1,
-            "a number of seconds",
-        ),
-        checks_every=_number(
-            src,
-            ("alerts", "checks_every"),
-            alerts.get("checks_every", defaults.checks_every),
-            float,
-            1,
-            "a number of seconds",
-        ),
-    )
+    numbers: dict[str, Any] = {}
+    for name, (path, kind, what) in _ALERT_NUMBERS.items():
+        within = burst if path[0] == "blocked_burst" else alerts
+        value = within.get(path[-1], getattr(AlertSettings("", ""), name))
+        numbers[name] = _number(src, ("alerts", *path), value, kind, 1, what)
+    return AlertSettings(url=url, token_file=token_file, **numbers)
+
+
+# AlertSettings field -> (where under alerts:, type, what it is)
+_ALERT_NUMBERS: dict[str, tuple[tuple[str, ...], type, str]] = {
+    "repeat_after": (("repeat_after",), float, "a number of seconds"),
+    "queue": (("queue",), int, "a number of alerts"),
+    "burst_requests": (("blocked_burst", "requests"), int, "a number of requests"),
+    "burst_seconds": (("blocked_burst", "seconds"), float, "a number of seconds"),
+    "cut_off_after": (("cut_off_after",), float, "a number of seconds"),
+    "checks_every": (("checks_every",), float, "a number of seconds"),
+}
 
 
 def load_config(path: Path) -> Config:
