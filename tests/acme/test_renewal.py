@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from hagate.acme import renewal
-from hagate.acme.client import AcmeFailure, Issued
+from hagate.acme.client import Issued
 from hagate.acme.follow import FollowedContext
 from hagate.acme.schedule import BACKOFF_START
-from hagate.acme.store import AcmeFiles, RenewalBusy
+from hagate.acme.store import AcmeFailure, AcmeFiles, RenewalBusy
 from hagate.config import acme_settings
 from hagate.pki import certs
 from hagate.pki.authority import Authority

@@ -13,8 +13,9 @@ import contextlib
 import socket
 import ssl
 
-from hagate.acme.challenge import ALPN
 from hagate.acme.store import AcmeFiles
+
+ALPN = "acme-tls/1"  # RFC 8737's protocol name
 
 
 def offers_acme(alpn: tuple[str, ...]) -> bool:

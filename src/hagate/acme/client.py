@@ -26,19 +26,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import hagate
 from hagate.acme.challenge import TLSALPN01
-from hagate.acme.store import AcmeFiles
+from hagate.acme.store import AcmeFailure, AcmeFiles
 from hagate.config import AcmeSettings
 
 ORDER_TIMEOUT = 90.0
 NETWORK_TIMEOUT = 30
 ACCOUNT_GONE = "urn:ietf:params:acme:error:accountDoesNotExist"
 RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited"
-
-
-class AcmeFailure(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

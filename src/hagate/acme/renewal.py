@@ -17,11 +17,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hagate.acme import schedule
-from hagate.acme.client import AcmeFailure, obtain
-from hagate.acme.store import AcmeFiles, CertificateInfo, utc
+from hagate.acme.store import AcmeFailure, AcmeFiles, CertificateInfo, utc
 from hagate.config import AcmeSettings
+
+if TYPE_CHECKING:
+    from hagate.acme.client import Issued
 
 
 class Outcome(enum.Enum):
@@ -37,6 +40,16 @@ class Attempt:
     message: str
     certificate: CertificateInfo | None = None
     not_before: float | None = None
+
+
+def obtain(
+    files: AcmeFiles, settings: AcmeSettings, name: str, say: Callable[[str], None]
+) -> Issued:
+    """One order at the CA. The ACME client (with requests and josepy) loads only when an
+    order is due: a gateway without ACME, or between renewals, does not carry it in memory."""
+    from hagate.acme.client import obtain as order
+
+    return order(files, settings, name, say)
 
 
 def renew_at(name: str, cert: CertificateInfo | None) -> float | None:

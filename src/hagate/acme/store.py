@@ -40,6 +40,14 @@ RENEW_LOCK = "renew.lock"
 CHALLENGES = "challenges"
 
 
+class AcmeFailure(Exception):
+    """The CA (or the way to it) failed an order; `retry_after` when it said when to retry."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class RenewalBusy(HagateError):
     """Another process holds the renewal lock."""
 
