@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import maxminddb
-
 from hagate.errors import HagateError
 
 
@@ -36,6 +34,8 @@ class _Database:
     A replacement that does not open keeps the old one in service and is said once."""
 
     def __init__(self, path: str) -> None:
+        import maxminddb  # only with a database configured (its C reader takes 3 MB)
+
         self.path = Path(path).expanduser()
         try:
             self.stamp = _stamp(self.path)
@@ -58,6 +58,8 @@ class _Database:
             return  # gone for a moment (being replaced): keep the one in service
         if stamp == self.stamp or stamp == self.refused:
             return
+        import maxminddb
+
         try:
             reader = maxminddb.open_database(str(self.path))
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as e:

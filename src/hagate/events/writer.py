@@ -18,17 +18,21 @@ from __future__ import annotations
 import collections
 import contextlib
 import marshal
+import mmap
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 from hagate.events.logline import LOG_FORMATS, line_maker
-from hagate.events.store import (
+
+if TYPE_CHECKING:  # the writer loads as little as it can: a home server's memory is counted
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
+    from typing import IO
+from hagate.events.schema import (
     BATCH,
     COLUMNS,
     IGNORED_SIGNALS,
@@ -44,7 +48,7 @@ class Writer:
     def __init__(
         self,
         sock: socket.socket,
-        path: Path,
+        path: Path | str,
         retention_days: int,
         capacity: int,
         log_format: str,
@@ -63,7 +67,9 @@ class Writer:
 
     def read(self) -> None:
         held = self.held
-        buffer = bytearray(MAX_MESSAGE)
+        # Anonymous memory: a page becomes resident only once a message reaches it, and most
+        # messages are a few kilobytes (a zeroed bytearray would hold the whole megabyte).
+        buffer = mmap.mmap(-1, MAX_MESSAGE)
         view = memoryview(buffer)
         try:
             while size := self.sock.recv_into(buffer):
@@ -131,7 +137,7 @@ def main(argv: list[str]) -> None:
     fd, path, retention_days, capacity, log_format = argv
     sock = socket.socket(fileno=int(fd))
     out = sys.stdout.buffer
-    Writer(sock, Path(path), int(retention_days), int(capacity), log_format, out).run()
+    Writer(sock, path, int(retention_days), int(capacity), log_format, out).run()
 
 
 if __name__ == "__main__":

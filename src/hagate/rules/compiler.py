@@ -16,8 +16,6 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import re2
-
 from hagate.rules import fields
 from hagate.rules.ast import (
     Call,
@@ -231,6 +229,8 @@ class Compiler:
             return lambda v: rhs in v
         if op == "matches":
             assert isinstance(rhs, Pattern)
+            import re2  # only for rules that use matches (RE2 takes 2.4 MB)
+
             search = re2.compile(rhs.text.encode("latin-1")).search
             return lambda v: search(v.encode("latin-1")) is not None
         if op in ("wildcard", "strict_wildcard"):

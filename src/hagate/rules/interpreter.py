@@ -12,8 +12,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import re2
-
 from hagate.rules import fields
 from hagate.rules.ast import (
     Call,
@@ -162,6 +160,8 @@ class Interpreter:
             return bool(rhs in v)
         if op == "matches":
             assert isinstance(rhs, Pattern)
+            import re2
+
             return re2.search(rhs.text.encode("latin-1"), v.encode("latin-1")) is not None
         if op in ("wildcard", "strict_wildcard"):
             assert isinstance(rhs, Pattern)

@@ -20,8 +20,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import re2
-
 from hagate.rules import fields
 from hagate.rules.ast import (
     STAR,
@@ -668,6 +666,8 @@ class Parser:
             text = self.string(regex=True)
         else:
             text = self.string(expect="a regular expression")
+        import re2
+
         try:
             re2.compile(text.encode("latin-1"))
         except re2.error as e:
