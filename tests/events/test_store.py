@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hagate.events.store import COLUMNS, EventStore, connect, read_events, write_rows
 
@@ -274,3 +276,30 @@ def test_rows_too_large_for_one_message_are_split_and_all_land(tmp_path: Path) -
     store.close()
     assert [r["path"] for r in read_events(path)] == [r["path"] for r in long_rows]
     assert store.dropped == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 5000))
+def test_a_batch_is_split_into_few_prepared_statement_sizes(count: int) -> None:
+    from hagate.events.schema import STATEMENT_ROWS, parts
+
+    sizes = parts(count)
+    assert sum(sizes) == count
+    assert set(sizes) <= set(STATEMENT_ROWS)
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_rows_of_every_batch_size_are_written_in_order(tmp_path: Path) -> None:
+    db = connect(tmp_path / "e.sqlite3")
+    written = 0
+    for size in (1, 3, 17, 255, 256, 257, 500, 1111):
+        rows = [tuple(written + i if c == "time" else None for c in COLUMNS) for i in range(size)]
+        rows = [
+            tuple("allow" if c == "action" else v for c, v in zip(COLUMNS, r, strict=True))
+            for r in rows
+        ]
+        assert write_rows(db, rows)
+        written += size
+    times = [r[0] for r in db.execute("SELECT time FROM events ORDER BY id")]
+    assert times == list(range(written))
+    db.close()

@@ -101,17 +101,35 @@ def connect(path: Path | str) -> sqlite3.Connection:
     return db
 
 
+# The row counts an INSERT is prepared for: a batch goes in as a few of these (largest first).
+# A statement per exact batch size would fill sqlite3's statement cache with up to 128
+# prepared INSERTs of hundreds of rows each, tens of megabytes that a home server keeps.
+STATEMENT_ROWS = (256, 64, 16, 4, 1)
+
+
+def parts(count: int, sizes: tuple[int, ...] = STATEMENT_ROWS) -> list[int]:
+    """`count` rows as statement sizes: e.g. 300 -> [256, 16, 16, 4, 4, 4]."""
+    out = []
+    for size in sizes:
+        n, count = divmod(count, size)
+        out += [size] * n
+    return out
+
+
 def write_rows(db: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> bool:
-    """Write `batch` in one transaction (split at SQLite's variable limit); False when SQLite
-    stayed busy or failed through three tries."""
-    per = max(1, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS))
+    """Write `batch` in one transaction; False when SQLite stayed busy or failed through
+    three tries."""
+    limit = max(1, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS))
+    sizes = tuple(s for s in STATEMENT_ROWS if s <= limit) or (1,)
     for _ in range(3):
         try:
             with db:
                 db.execute("BEGIN")
-                for i in range(0, len(batch), per):
-                    part = batch[i : i + per]
-                    db.execute(insert_sql(len(part)), list(chain.from_iterable(part)))
+                i = 0
+                for size in parts(len(batch), sizes):
+                    part = batch[i : i + size]
+                    i += size
+                    db.execute(insert_sql(size), list(chain.from_iterable(part)))
             return True
         except sqlite3.OperationalError:
             time.sleep(0.1)
