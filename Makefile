@@ -58,6 +58,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.tunnel_bench
 	$(BIN)/python -m bench.alexa_bench
 	$(BIN)/python -m bench.events_bench
+	$(BIN)/python -m bench.footprint_bench
+	$(BIN)/python -m bench.relay_capacity
 	HAGATE_DIFF_MUTATIONS=2000 HAGATE_DIFF_EXAMPLES=300 $(BIN)/pytest -q tests/differential
 
 clean:

@@ -62,3 +62,58 @@ def test_relay_rules_may_only_use_what_a_relay_sees(tmp_path: Path) -> None:
     rules.write_text("- {expression: 'http.host eq \"a\"', action: block}\n")
     with pytest.raises(HagateError, match="a relay sees only"):
         load_admission(rules, None, None)
+
+
+class FakeMux:
+    def __init__(self, last_received: float) -> None:
+        self.last_received = last_received
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_one_sweep_drops_revoked_expired_and_silent_connectors(tmp_path: Path) -> None:
+    from hagate.tunnel.relay import DEAD_AFTER, Connector
+
+    r = relay(tmp_path, Limits())
+    r.rs.revoke("revoked-id")
+
+    def add(name: str, token_id: str, expires: float, last: float) -> FakeMux:
+        mux = FakeMux(last)
+        r.connectors[name].append(Connector(name, token_id, "198.51.100.1", mux, expires))  # type: ignore[arg-type]
+        return mux
+
+    now, wall = 1000.0, 2_000_000_000.0
+    fine = add("a.test", "good", wall + 60, now - 1)
+    revoked = add("b.test", "revoked-id", wall + 60, now - 1)
+    expired = add("c.test", "old", wall - 1, now - 1)
+    silent = add("d.test", "quiet", wall + 60, now - DEAD_AFTER - 1)
+    r.sweep(now=now, wall=wall)
+    assert not fine.closed
+    assert revoked.closed and expired.closed and silent.closed
+    assert r.counters["dead_connectors"] == 1
+
+
+def test_the_status_file_is_rewritten_only_for_a_change(tmp_path: Path) -> None:
+    import json
+
+    from hagate.tunnel.relay import STATUS_REFRESH, Connector
+
+    r = relay(tmp_path, Limits())
+    first = r.status_bytes(now=0.0)
+    assert first is not None and json.loads(first)["connectors"] == []
+    assert r.status_bytes(now=1.0) is None  # nothing happened
+    r.connectors["a.test"].append(Connector("a.test", "t1", "198.51.100.1", FakeMux(0.0), 2e9))  # type: ignore[arg-type]
+    r.connectors["a.test"][0].mux.streams = {}
+    r.connectors["a.test"][0].mux.opened = 0
+    r._version += 1  # as _control does when a home comes
+    data = r.status_bytes(now=2.0)
+    assert data is not None
+    status = json.loads(data)
+    assert [c["hostname"] for c in status["connectors"]] == ["a.test"]
+    assert status == {**r.status(), "time": status["time"]}
+    r.counters["streams"] += 1
+    assert json.loads(r.status_bytes(now=3.0) or b"{}")["counters"] == {"streams": 1}
+    assert r.status_bytes(now=4.0) is None
+    assert r.status_bytes(now=3.0 + STATUS_REFRESH) is not None  # refreshed anyway, now and then

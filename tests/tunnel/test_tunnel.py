@@ -237,7 +237,7 @@ def test_a_relay_whose_certificate_is_not_the_pinned_one_is_never_used(
     assert relay.status()["connectors"] == []
 
 
-def test_a_hung_relay_is_noticed_within_30_s_and_served_again_once_it_is_back(
+def test_a_hung_relay_is_noticed_within_a_minute_and_served_again_once_it_is_back(
     chain: tuple[Gateway, Relay],
 ) -> None:
     g, relay = chain
@@ -247,7 +247,8 @@ def test_a_hung_relay_is_noticed_within_30_s_and_served_again_once_it_is_back(
     try:
         start = time.monotonic()
         while "relay silent" not in g.err_path.read_text():
-            assert time.monotonic() - start < 30, "the connector did not notice the hung relay"
+            # DEAD_AFTER (45 s) of silence, seen at the next heartbeat (every 15 s).
+            assert time.monotonic() - start < 65, "the connector did not notice the hung relay"
             time.sleep(0.2)
     finally:
         relay.proc.send_signal(signal.SIGCONT)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -269,3 +270,24 @@ async def splice(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer.wait_closed(), 1)
         stream.mux.streams.pop(stream.id, None)
+
+
+TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT = 10, 5, 3  # silence -> probes -> dead in ~25 s
+TCP_USER_TIMEOUT_MS = 30_000  # unacknowledged data for 30 s: the connection is dead
+
+
+def keepalive(sock: socket.socket | None) -> None:
+    """TCP keepalive and a user timeout on a tunnel connection (Linux; elsewhere: none)."""
+    if sock is None:
+        return
+    options = [
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPIDLE", None), TCP_KEEPIDLE),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPINTVL", None), TCP_KEEPINTVL),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPCNT", None), TCP_KEEPCNT),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_USER_TIMEOUT", None), TCP_USER_TIMEOUT_MS),
+    ]
+    for level, option, value in options:
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(level, option, value)
