@@ -130,18 +130,22 @@ class Relay:
             return {"connectors": [], "counters": {}}
         return data
 
-    def connected(self) -> int:
-        connectors = self.status()["connectors"]
+    def connected(self, since: float = 0.0) -> int:
+        """Connected homes, as a status file written after `since` (Unix time) says."""
+        status = self.status()
+        connectors, written = status["connectors"], status.get("time", 0)
+        if not isinstance(written, int | float) or written < since:
+            return 0  # the last relay's file: this one has not written its own yet
         return len(connectors) if isinstance(connectors, list) else 0
 
-    def wait_for(self, n: int, timeout: float = UP_TIMEOUT) -> float:
+    def wait_for(self, n: int, timeout: float = UP_TIMEOUT, since: float = 0.0) -> float:
         """Seconds until `n` homes are connected."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
-            if self.connected() >= n:
+            if self.connected(since) >= n:
                 return time.monotonic() - started
             time.sleep(0.2)
-        raise SystemExit(f"only {self.connected()} of {n} homes connected in {timeout:.0f}s")
+        raise SystemExit(f"only {self.connected(since)} of {n} homes connected in {timeout:.0f}s")
 
 
 @dataclass
@@ -200,8 +204,9 @@ def measure(relay_state: Path, homes: int, restart: bool) -> Result:
         if restart:
             relay.stop()
             time.sleep(1)
+            restarted = time.time()
             relay.start()
-            result.back_s = relay.wait_for(homes)
+            result.back_s = relay.wait_for(homes, since=restarted)
             counters = relay.status().get("counters", {})
             assert isinstance(counters, dict)
             result.refused = sum(
