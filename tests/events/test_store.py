@@ -293,11 +293,8 @@ def test_rows_of_every_batch_size_are_written_in_order(tmp_path: Path) -> None:
     db = connect(tmp_path / "e.sqlite3")
     written = 0
     for size in (1, 3, 17, 255, 256, 257, 500, 1111):
-        rows = [tuple(written + i if c == "time" else None for c in COLUMNS) for i in range(size)]
-        rows = [
-            tuple("allow" if c == "action" else v for c, v in zip(COLUMNS, r, strict=True))
-            for r in rows
-        ]
+        values: dict[str, object] = {"action": "allow"}
+        rows = [tuple({**values, "time": written + i}.get(c) for c in COLUMNS) for i in range(size)]
         assert write_rows(db, rows)
         written += size
     times = [r[0] for r in db.execute("SELECT time FROM events ORDER BY id")]
