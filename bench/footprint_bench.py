@@ -19,7 +19,6 @@ by a request count and a time limit. SNI needs a name: ha.test is mapped to 127.
 from __future__ import annotations
 
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -36,7 +35,7 @@ from tests.gateway.harness import rss_kib
 from tests.net import free_port, wait_listening
 from tests.nginx import Nginx, upstream
 
-from bench.gateway_bench import Load
+from bench.gateway_bench import Load, ab
 from bench.report import machine, write_section
 from bench.steps_bench import cpu_ticks
 from bench.tunnel_bench import HERE, hosts_entry, snitun_python, stop
@@ -96,36 +95,14 @@ def nginx_pids(n: Nginx) -> list[int]:
     return [int(p) for p in out]
 
 
-def load_of(url: str, n: int, pem: Path) -> Load:
-    """Exactly `n` keep-alive requests (ab's -t would make it 50,000), bounded in time."""
-    args = ["ab", "-q", "-n", str(n), "-c", str(CONCURRENCY), "-k", "-H", "Host: ha.test"]
-    out = subprocess.run(
-        [*args, "-E", str(pem), url], capture_output=True, text=True, timeout=300
-    ).stdout
-    if f"Complete requests:      {n}" not in out:
-        raise SystemExit(f"ab did not complete {n} requests against {url}: {out[-500:]}")
-
-    def grab(pattern: str) -> float:
-        m = re.search(pattern, out, re.M)
-        return float(m.group(1)) if m else float("nan")
-
-    return Load(
-        grab(r"^Requests per second:\s+([\d.]+)"),
-        grab(r"^\s+50%\s+(\d+)"),
-        grab(r"^\s+99%\s+(\d+)"),
-        int(grab(r"^Failed requests:\s+(\d+)") or 0)
-        + int(grab(r"^Non-2xx responses:\s+(\d+)") if "Non-2xx" in out else 0),
-    )
-
-
 def measure(side: Side, pem: Path) -> Footprint:
     time.sleep(IDLE_SECONDS)
     pids = side.pids()
     idle_rss, idle_pss = group(pids, rss_kib), group(pids, pss_kib)
     url = f"https://ha.test:{side.port}/small.txt"
-    load_of(url, 500, pem)  # warm-up
+    ab(url, 500, CONCURRENCY, True, pem, time_limit=None)  # warm-up
     before = ticks(pids)
-    load = load_of(url, REQUESTS, pem)
+    load = ab(url, REQUESTS, CONCURRENCY, True, pem, time_limit=None)  # exactly REQUESTS
     used = ticks(pids) - before
     if load.failed:
         raise SystemExit(f"{load.failed} failed requests through {side.name}")
