@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -123,10 +124,23 @@ class HomeAssistant:
     refresh_token: str = ""
     extra: str = ""  # more configuration.yaml, after the standard one
     trusts_proxy: bool = True  # use_x_forwarded_for with 127.0.0.1 as trusted proxy
+    tls: tuple[Path, Path, Path] | None = None  # certificate, key, CA: HA's own TLS
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def context(self) -> ssl.SSLContext | None:
+        """For HA's own TLS: its CA, and no name check (the certificate names the public
+        hostname, not 127.0.0.1)."""
+        if self.tls is None:
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.tls[2]))
+        ctx.check_hostname = False
+        return ctx
+
+    def _open(self, req: urllib.request.Request | str, timeout: float) -> Any:
+        return urllib.request.urlopen(req, timeout=timeout, context=self.context())
 
     def start(self, timeout: float = 300) -> None:
         venv = ensure_venv()
@@ -134,6 +148,11 @@ class HomeAssistant:
         config = CONFIGURATION.format(port=self.port) + self.extra
         if not self.trusts_proxy:
             config = config.replace("use_x_forwarded_for: true", "use_x_forwarded_for: false")
+        if self.tls is not None:
+            config = config.replace(
+                "  server_port:",
+                f"  ssl_certificate: {self.tls[0]}\n  ssl_key: {self.tls[1]}\n  server_port:",
+            )
         (self.config_dir / "configuration.yaml").write_text(config)
         self.log = (self.config_dir / "stdout.log").open("wb")
         self.proc = subprocess.Popen(
@@ -150,13 +169,13 @@ class HomeAssistant:
                 req.add_header("Authorization", f"Bearer {self.access_token}")
                 with (
                     contextlib.suppress(OSError, urllib.error.URLError, ValueError),
-                    urllib.request.urlopen(req, timeout=2) as r,
+                    self._open(req, timeout=2) as r,
                 ):
                     if json.loads(r.read()).get("state") == "RUNNING":
                         return
             with (
                 contextlib.suppress(OSError, urllib.error.URLError),
-                urllib.request.urlopen(self.url + "/api/onboarding", timeout=2) as r,
+                self._open(self.url + "/api/onboarding", timeout=2) as r,
             ):
                 if r.status == 200:
                     return
@@ -187,7 +206,7 @@ class HomeAssistant:
         )
         if token:
             req.add_header("Authorization", f"Bearer {token}")
-        with urllib.request.urlopen(req, timeout=30) as r:
+        with self._open(req, timeout=30) as r:
             return json.loads(r.read() or b"null")
 
     def onboard(self, public_url: str) -> None:
@@ -222,8 +241,8 @@ class HomeAssistant:
         """A long-lived access token, made through HA's websocket API as the profile page does."""
         from websockets.sync.client import connect
 
-        url = f"ws://127.0.0.1:{self.port}/api/websocket"
-        with connect(url, open_timeout=30) as ws:
+        url = f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/api/websocket"
+        with connect(url, open_timeout=30, ssl=self.context()) as ws:
             json.loads(ws.recv())
             ws.send(json.dumps({"type": "auth", "access_token": self.access_token}))
             assert json.loads(ws.recv())["type"] == "auth_ok"
@@ -245,7 +264,7 @@ class HomeAssistant:
     def state(self, entity_id: str) -> str:
         req = urllib.request.Request(f"{self.url}/api/states/{entity_id}")
         req.add_header("Authorization", f"Bearer {self.access_token}")
-        with urllib.request.urlopen(req, timeout=30) as r:
+        with self._open(req, timeout=30) as r:
             value: str = json.loads(r.read())["state"]
             return value
 
