@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.events_bench
 	$(BIN)/python -m bench.footprint_bench
 	$(BIN)/python -m bench.relay_capacity
+	$(BIN)/python -m bench.wan_bench
 	HAGATE_DIFF_MUTATIONS=2000 HAGATE_DIFF_EXAMPLES=300 $(BIN)/pytest -q tests/differential
 
 clean:

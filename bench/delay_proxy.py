@@ -121,13 +121,17 @@ class DelayProxy:
             for w in (writer, up_writer):
                 w.transport.abort()
 
-        await asyncio.gather(
-            self._pipe(reader, up_writer, self.up, first_allowed, True, abort),
-            self._pipe(up_reader, writer, self.down, 0.0, False, abort),
-            return_exceptions=True,
-        )
-        for w in (writer, up_writer):
-            w.close()
+        try:
+            await asyncio.gather(
+                self._pipe(reader, up_writer, self.up, first_allowed, True, abort),
+                self._pipe(up_reader, writer, self.down, 0.0, False, abort),
+                return_exceptions=True,
+            )
+        except asyncio.CancelledError:
+            pass  # the proxy is stopping with this connection open
+        finally:
+            for w in (writer, up_writer):
+                w.close()
 
     async def _pipe(
         self,

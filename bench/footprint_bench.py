@@ -34,6 +34,7 @@ from tests.conftest import run_hagate
 from tests.gateway.harness import rss_kib
 from tests.net import free_port, wait_listening
 from tests.nginx import Nginx, upstream
+from tests.tunnel.harness import Relay
 
 from bench.gateway_bench import Load, ab
 from bench.report import machine, write_section
@@ -167,47 +168,26 @@ def main() -> None:
     try:
         with hosts_entry("ha.test"):
             # hagate connect, behind a hagate relay
-            relay_state = tmp / "relay"
-            r = run_hagate("relay", "init", "--hostname", "relay.test", state=relay_state)
-            fingerprint = r.out.split()[-1]
-            token = run_hagate(
-                "relay", "token", "--hostname", "ha.test", state=relay_state
-            ).out.strip()
-            relay_port = free_port()
-            relay = spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "hagate",
-                    "--state-dir",
-                    str(relay_state),
-                    "relay",
-                    "run",
-                    "--listen",
-                    f"127.0.0.1:{relay_port}",
-                    "--rate-per-ip",
-                    "1000000",
-                ]
-            )
-            wait_listening(relay_port, relay)
+            relay = Relay.create(tmp)
+            relay.start()
             home = spawn(
                 [
                     *hagate,
                     "connect",
                     "--relay",
-                    f"relay.test:{relay_port}@127.0.0.1",
+                    relay.address,
                     "--token",
-                    token,
+                    relay.token(),
                     "--relay-fingerprint",
-                    fingerprint,
+                    relay.fingerprint,
                 ]
             )
             time.sleep(2)
-            side = Side("hagate connect", lambda: [home.pid], relay_port)
+            side = Side("hagate connect", lambda: [home.pid], relay.port)
             results[side.name] = measure(side, pem)
             print(side.name, results[side.name], flush=True)
             stop(home)
-            stop(relay)
+            relay.stop()
 
             serve = spawn([*hagate, "serve"])
             wait_listening(port, serve)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import resource
@@ -28,9 +27,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import run_hagate
 from tests.gateway.harness import rss_kib
-from tests.net import free_port, wait_listening
+from tests.net import free_port
+from tests.tunnel.harness import Relay
 
 from bench.report import machine, write_section
 from bench.steps_bench import cpu_ticks
@@ -93,62 +92,6 @@ async def streams(port: int, homes: int, count: int, rate: float) -> tuple[list[
 
 
 @dataclass
-class Relay:
-    state: Path
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> float:
-        """Start; when it listened (monotonic)."""
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hagate",
-                "--state-dir",
-                str(self.state),
-                "relay",
-                "run",
-                "--listen",
-                f"127.0.0.1:{self.port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_listening(self.port, self.proc)
-        return time.monotonic()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(60)
-
-    def status(self) -> dict[str, object]:
-        try:
-            data: dict[str, object] = json.loads((self.state / "relay-status.json").read_text())
-        except (OSError, ValueError):
-            return {"connectors": [], "counters": {}}
-        return data
-
-    def connected(self, since: float = 0.0) -> int:
-        """Connected homes, as a status file written after `since` (Unix time) says."""
-        status = self.status()
-        connectors, written = status["connectors"], status.get("time", 0)
-        if not isinstance(written, int | float) or written < since:
-            return 0  # the last relay's file: this one has not written its own yet
-        return len(connectors) if isinstance(connectors, list) else 0
-
-    def wait_for(self, n: int, timeout: float = UP_TIMEOUT, since: float = 0.0) -> float:
-        """Seconds until `n` homes are connected."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.connected(since) >= n:
-                return time.monotonic() - started
-            time.sleep(0.2)
-        raise SystemExit(f"only {self.connected(since)} of {n} homes connected in {timeout:.0f}s")
-
-
-@dataclass
 class Result:
     homes: int
     rss_mb: float
@@ -170,19 +113,19 @@ def percentile(values: list[float], q: float) -> float:
     )
 
 
-def measure(relay_state: Path, homes: int, restart: bool) -> Result:
-    relay = Relay(relay_state, free_port())
-    relay.start()
+def measure(relay: Relay, homes: int, restart: bool) -> Result:
+    relay.port = free_port()
+    relay.start(test_limits=False)
     time.sleep(2)
     assert relay.proc is not None
     empty = rss_kib(relay.proc.pid)
     swarm = subprocess.Popen(
-        [sys.executable, "-m", "bench.swarm", str(relay_state), str(relay.port), str(homes)],
+        [sys.executable, "-m", "bench.swarm", str(relay.state), str(relay.port), str(homes)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        up = relay.wait_for(homes)
+        up = relay.wait_for(homes, UP_TIMEOUT)
         time.sleep(5)
         rss = rss_kib(relay.proc.pid)
         ticks0, t0 = sum(cpu_ticks(relay.proc.pid)), time.monotonic()
@@ -202,12 +145,12 @@ def measure(relay_state: Path, homes: int, restart: bool) -> Result:
             up,
         )
         if restart:
-            relay.stop()
+            relay.stop(timeout=60)
             time.sleep(1)
             restarted = time.time()
-            relay.start()
-            result.back_s = relay.wait_for(homes, since=restarted)
-            counters = relay.status().get("counters", {})
+            relay.start(test_limits=False)
+            result.back_s = relay.wait_for(homes, UP_TIMEOUT, since=restarted)
+            counters = relay.read_status().get("counters", {})
             assert isinstance(counters, dict)
             result.refused = sum(
                 int(v)
@@ -222,7 +165,7 @@ def measure(relay_state: Path, homes: int, restart: bool) -> Result:
             swarm.wait(60)
         except subprocess.TimeoutExpired:
             swarm.kill()
-        relay.stop()
+        relay.stop(timeout=60)
 
 
 def main() -> None:
@@ -230,12 +173,11 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     tmp = Path(tempfile.mkdtemp(prefix="hagate-relay-capacity-"))
     try:
-        relay_state = tmp / "relay"
-        assert run_hagate("relay", "init", "--hostname", "relay.test", state=relay_state).code == 0
+        relay = Relay.create(tmp)
         results = []
         sizes = tuple(int(a) for a in sys.argv[1:]) or SIZES  # e.g. `5000` alone, to try a fix
         for homes in sizes:
-            r = measure(relay_state, homes, restart=homes >= 1000)
+            r = measure(relay, homes, restart=homes >= 1000)
             print(r, flush=True)
             results.append(r)
     finally:

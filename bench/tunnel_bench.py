@@ -30,8 +30,9 @@ from cryptography.fernet import Fernet
 from tests.conftest import run_hagate
 from tests.e2e.homeassistant import CACHE, find_python313
 from tests.gateway.harness import rss_kib
-from tests.net import free_port, wait_listening
+from tests.net import free_port
 from tests.nginx import Nginx, upstream
+from tests.tunnel.harness import Relay
 
 from bench.gateway_bench import BULK_BYTES, Load, ab, bulk
 from bench.report import finish, machine
@@ -162,6 +163,7 @@ def main() -> None:
     ctx.load_cert_chain(crt, key)
     results: dict[str, dict[str, object]] = {}
     procs: list[subprocess.Popen[bytes]] = []
+    relay: Relay | None = None
 
     def spawn(args: list[str], ready_line: bool = False) -> subprocess.Popen[bytes]:
         p = subprocess.Popen(
@@ -234,31 +236,9 @@ def main() -> None:
             mtls.stop()
 
             # hagate chain
-            relay_state = tmp / "relay"
-            r = run_hagate("relay", "init", "--hostname", "relay.test", state=relay_state)
-            fingerprint = r.out.split()[-1]
-            token = run_hagate(
-                "relay", "token", "--hostname", "ha.test", state=relay_state
-            ).out.strip()
-            h_port = free_port()
-            hagate_relay = spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "hagate",
-                    "--state-dir",
-                    str(relay_state),
-                    "relay",
-                    "run",
-                    "--listen",
-                    f"127.0.0.1:{h_port}",
-                    "--max-per-ip",
-                    "100000",
-                    "--rate-per-ip",
-                    "1000000",
-                ]
-            )
-            wait_listening(h_port, hagate_relay)
+            relay = Relay.create(tmp)
+            relay.start("--max-per-ip", "100000")
+            token = relay.token()
 
             def connect_args(workers: int) -> list[str]:
                 return [
@@ -269,21 +249,21 @@ def main() -> None:
                     str(state),
                     "connect",
                     "--relay",
-                    f"relay.test:{h_port}@127.0.0.1",
+                    relay.address,
                     "--token",
                     token,
                     "--relay-fingerprint",
-                    fingerprint,
+                    relay.fingerprint,
                     "--workers",
                     str(workers),
                 ]
 
             hagate_home = spawn(connect_args(1))
             time.sleep(2)
-            results["hagate"] = measure(f"https://ha.test:{h_port}", pem, crt, key, cacert)
-            ws = open_websockets(h_port, ctx, IDLE_WEBSOCKETS)
+            results["hagate"] = measure(f"https://ha.test:{relay.port}", pem, crt, key, cacert)
+            ws = open_websockets(relay.port, ctx, IDLE_WEBSOCKETS)
             time.sleep(2)
-            results["hagate"]["rss"] = (rss_kib(hagate_relay.pid), rss_kib(hagate_home.pid))
+            results["hagate"]["rss"] = (rss_kib(relay.pid), rss_kib(hagate_home.pid))
             print("hagate", results["hagate"], flush=True)
             for s in ws:
                 s.close()
@@ -292,12 +272,14 @@ def main() -> None:
             spawn(connect_args(2))
             time.sleep(3)
             results["hagate, 2 workers"] = measure(
-                f"https://ha.test:{h_port}", pem, crt, key, cacert
+                f"https://ha.test:{relay.port}", pem, crt, key, cacert
             )
             print("hagate2", results["hagate, 2 workers"], flush=True)
     finally:
         for p in procs:
             stop(p)
+        if relay is not None:
+            relay.stop()
         up.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 

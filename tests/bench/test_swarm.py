@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-from bench.relay_capacity import Relay as CapacityRelay
 from bench.relay_capacity import client_hello, open_stream, percentile, streams
 from bench.swarm import hostname, source
 
@@ -44,7 +43,7 @@ def test_a_swarm_connects_every_home_and_answers_streams_to_each(tmp_path: Path)
         stderr=subprocess.DEVNULL,
     )
     try:
-        assert CapacityRelay(relay.state, relay.port).wait_for(3, timeout=30) < 30
+        assert relay.wait_for(3, timeout=30) < 30
         status = relay.status()
         assert sorted(c["hostname"] for c in status["connectors"]) == [
             hostname(i) for i in range(3)

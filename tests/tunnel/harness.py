@@ -39,7 +39,10 @@ class Relay:
         assert r.code == 0 and r.out.count("\n") == 1, r
         return r.out.strip()
 
-    def start(self, *extra: str) -> None:
+    def start(self, *extra: str, test_limits: bool = True) -> None:
+        """Run `hagate relay run` on the relay's port. `test_limits` lifts the per-address
+        connection rate, for tests that connect many times from one address; without it the
+        relay runs with its defaults."""
         self.err = (self.state / "relay.err").open("ab")
         self.proc = subprocess.Popen(
             [
@@ -52,8 +55,7 @@ class Relay:
                 "run",
                 "--listen",
                 f"127.0.0.1:{self.port}",
-                "--rate-per-ip",
-                "100000",
+                *(["--rate-per-ip", "100000"] if test_limits else []),
                 *extra,
             ],
             stdout=subprocess.DEVNULL,
@@ -61,19 +63,49 @@ class Relay:
         )
         wait_listening(self.port, self.proc)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 20) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(20)
+            self.proc.wait(timeout)
 
     def status(self) -> dict[str, Any]:
         time.sleep(1.2)  # the relay writes its status every second
         data: dict[str, Any] = json.loads((self.state / "relay-status.json").read_text())
         return data
 
+    def read_status(self) -> dict[str, Any]:
+        """The status file as it is now (empty while there is none)."""
+        try:
+            data: dict[str, Any] = json.loads((self.state / "relay-status.json").read_text())
+        except (OSError, ValueError):
+            return {"connectors": [], "counters": {}}
+        return data
+
+    def connected(self, since: float = 0.0) -> int:
+        """Connected homes, as a status file written after `since` (Unix time) says."""
+        status = self.read_status()
+        connectors, written = status["connectors"], status.get("time", 0)
+        if not isinstance(written, int | float) or written < since:
+            return 0  # the last relay's file: this one has not written its own yet
+        return len(connectors) if isinstance(connectors, list) else 0
+
+    def wait_for(self, n: int, timeout: float, since: float = 0.0) -> float:
+        """Seconds until `n` homes are connected."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.connected(since) >= n:
+                return time.monotonic() - started
+            time.sleep(0.2)
+        raise TimeoutError(f"only {self.connected(since)} of {n} homes connected in {timeout:.0f}s")
+
     def open_fds(self) -> int:
         assert self.proc is not None
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     @property
     def address(self) -> str:
