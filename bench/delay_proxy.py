@@ -16,7 +16,8 @@ first bytes are a TLS ClientHello) and bytes each way.
 
 Usage: python -m bench.delay_proxy LISTEN_PORT TARGET_PORT RTT_MS MBIT
 It prints `ready`, then answers lines on stdin: `stats` (a JSON line of the counters) and
-`reset` (zeroes them, then prints `ok`); it stops when stdin closes. `ProxyProcess` drives it.
+`reset` (zeroes them, then prints `ok`), `drop` (breaks every open connection, then prints
+`ok`); it stops when stdin closes. `ProxyProcess` drives it.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class DelayProxy:
         self.down = Direction(link.rtt / 2, link.rate)
         self.counters = Counters()
         self.server: asyncio.Server | None = None
+        self.open: set[asyncio.StreamWriter] = set()  # both ends of every open connection
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self.server = await asyncio.start_server(self._accept, host, port)
@@ -116,6 +118,7 @@ class DelayProxy:
             return
         # The client's first byte leaves one round trip after connect (SYN, SYN-ACK).
         first_allowed = opened + self.link.rtt
+        self.open |= {writer, up_writer}
 
         def abort() -> None:  # one side failed: drop both, as a broken path would
             for w in (writer, up_writer):
@@ -132,6 +135,7 @@ class DelayProxy:
         finally:
             for w in (writer, up_writer):
                 w.close()
+                self.open.discard(w)
 
     async def _pipe(
         self,
@@ -217,6 +221,12 @@ class DelayProxy:
     def reset(self) -> None:
         self.counters = Counters()
 
+    def drop(self) -> None:
+        """Break every open connection, as a phone that lost its network does: both ends see
+        a reset, nothing more crosses."""
+        for w in list(self.open):
+            w.transport.abort()
+
 
 async def serve(port: int, target: int, link: Link) -> None:
     proxy = DelayProxy(link, ("127.0.0.1", target))
@@ -230,6 +240,9 @@ async def serve(port: int, target: int, link: Link) -> None:
             print(json.dumps(proxy.stats()), flush=True)
         elif line == b"reset":
             proxy.reset()
+            print("ok", flush=True)
+        elif line == b"drop":
+            proxy.drop()
             print("ok", flush=True)
         else:
             print(json.dumps({"error": f"unknown command {line.decode(errors='replace')}"}))
@@ -289,6 +302,10 @@ class ProxyProcess:
     def reset(self) -> None:
         if self._say("reset") != "ok":
             raise RuntimeError("the delay proxy did not reset")
+
+    def drop(self) -> None:
+        if self._say("drop") != "ok":
+            raise RuntimeError("the delay proxy did not drop its connections")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

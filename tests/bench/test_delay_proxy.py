@@ -216,6 +216,17 @@ def test_the_proxy_process_reports_its_counters() -> None:
         }
         proxy.reset()
         assert proxy.stats()["connections"] == 0
+        # A connection open when the link drops is broken, and the next one works.
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
+            s.sendall(b"x")
+            assert s.recv(1) == b"x"
+            proxy.drop()
+            with contextlib.suppress(ConnectionResetError):
+                assert s.recv(1) == b""
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
+            s.sendall(b"y")
+            assert s.recv(1) == b"y"
+        assert proxy.stats()["connections"] == 2
     finally:
         proxy.stop()
         loop.call_soon_threadsafe(server.close)

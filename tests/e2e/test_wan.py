@@ -45,6 +45,9 @@ def test_chromium_logs_in_over_a_slow_link_to_the_live_dashboard(
     assert run.requests > 30
     assert run.connections >= 2 and run.tls_handshakes == run.connections
     assert run.bytes_down > 500_000
+    # Back in the same browser after the link dropped: cached, so far less, but connected.
+    assert LINK.rtt < run.revisit < run.login_page + run.dashboard
+    assert run.revisit_connections >= 1
     # The gateway saw the browser's certificate on the login and on the websocket.
     events = [e for e in gateway.events() if e["cert_name"] == "wan-browser"]
     seen = {(e["path"].split("?")[0], e["status"]) for e in events}
