@@ -348,3 +348,22 @@ def test_connector_workers_each_take_their_share(tmp_path: Path) -> None:
         assert g.stop() == 0
         relay.stop()
         g.upstream.close()
+
+
+def test_the_relay_gives_connectors_no_session_tickets(tmp_path: Path) -> None:
+    """A connector's session lasts for hours and a restarted relay has new ticket keys, so
+    tickets would only cost the relay work in the rush after a restart."""
+    relay = Relay.create(tmp_path)
+    relay.start()
+    try:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # only the tickets are looked at here
+        raw = socket.create_connection(("127.0.0.1", relay.port), timeout=1)
+        with ctx.wrap_socket(raw, server_hostname=relay.name) as tls:
+            assert tls.version() == "TLSv1.3"
+            with contextlib.suppress(TimeoutError):
+                tls.recv(1)  # tickets come after the handshake; the relay waits for HELLO
+            assert tls.session is not None and not tls.session.has_ticket
+    finally:
+        relay.stop()

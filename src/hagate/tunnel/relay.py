@@ -46,6 +46,10 @@ WATCH_EVERY = 5.0  # how often a connector's token and heartbeat are looked at
 def _control_context(relay_state: RelayState, acme_certificate: Path | None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    # No session tickets: a connector's session lasts for hours and a restarted relay has new
+    # ticket keys anyway, so they would only cost two encryptions per connection in the rush
+    # after a restart.
+    ctx.num_tickets = 0
     if acme_certificate is not None:
         ctx.load_cert_chain(acme_certificate)
     else:
