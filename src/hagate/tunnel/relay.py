@@ -31,6 +31,7 @@ from hagate.acme.store import AcmeFiles
 from hagate.clienthello import ClientHelloError, peek_client_hello
 from hagate.errors import HagateError
 from hagate.eventloop import bind, run_event_loop
+from hagate.memory import pin_mmap_threshold
 from hagate.state import StateDir, atomic_write
 from hagate.tunnel import token as tokens
 from hagate.tunnel.frames import PROTOCOL_VERSION, FrameDecoder, FrameError, FrameType, encode
@@ -395,6 +396,7 @@ def run_relay(
 ) -> None:
     rs = RelayState.load(state)
     sock = bind(*listen)
+    pin_mmap_threshold()  # thousands of TLS connections: see hagate.memory
     print(
         f"hagate relay {rs.hostname} on {listen[0]}:{listen[1]}, "
         + (
