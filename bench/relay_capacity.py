@@ -202,10 +202,11 @@ def main() -> None:
     for r in results:
         back = f"{r.back_s:.1f} s" if r.back_s is not None else "-"
         refused = str(r.refused) if r.refused is not None else "-"
-        per_1000 = r.idle_core * 100 / max(r.homes, 1) * 1000
+        # Per 1,000 homes only where there are that many: one home's idle is the relay's own.
+        per_1000 = f"{r.idle_core * 100 / r.homes * 1000:.2f}%" if r.homes >= 1000 else "-"
         lines.append(
             f"| {r.homes:,} | {r.rss_mb:.0f} MB | {r.per_home_kb:.0f} KB "
-            f"| {r.idle_core * 100:.2f}% | {per_1000:.2f}% "
+            f"| {r.idle_core * 100:.2f}% | {per_1000} "
             f"| {r.p50_ms:.1f} / {r.p99_ms:.1f} ms "
             f"| {r.failures} | {r.up_s:.1f} s | {back} | {refused} |"
         )
