@@ -51,6 +51,7 @@ from tests.e2e.homeassistant import PASSWORD, HomeAssistant
 from tests.gateway.harness import Gateway, make_gateway
 from tests.net import free_port, wait_listening
 from tests.nginx import Nginx
+from tests.nss import nss_database
 from tests.tunnel.harness import Relay, start_connector
 
 from bench.delay_proxy import LINKS, ProxyProcess
@@ -113,22 +114,6 @@ def median(values: list[float]) -> float:
 
 
 # -- the browser ------------------------------------------------------------------------------
-
-
-def nss_database(home: Path, ca: Path, p12: Path) -> None:
-    """A browser user's NSS database with hagate's CA trusted and the client certificate."""
-    db = home / ".pki" / "nssdb"
-    db.mkdir(parents=True)
-    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
-    subprocess.run(
-        ["certutil", "-A", "-d", f"sql:{db}", "-t", "C,,", "-n", "hagate-ca", "-i", str(ca)],
-        check=True,
-    )
-    subprocess.run(
-        ["pk12util", "-i", str(p12), "-d", f"sql:{db}", "-W", P12_PASSWORD],
-        check=True,
-        capture_output=True,
-    )
 
 
 @contextlib.contextmanager
@@ -515,7 +500,7 @@ def main(argv: list[str]) -> None:
     try:
         serve = chains.start()
         nss_home = tmp / "nss-home"
-        nss_database(nss_home, serve.state / "ca.crt", tmp / "browser.p12")
+        nss_database(nss_home, serve.state / "ca.crt", tmp / "browser.p12", P12_PASSWORD)
         urls = [
             f"https://ha.test:{p.port}"
             for c in chains.chains

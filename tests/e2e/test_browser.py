@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import run_hagate
 from tests.e2e.conftest import artifacts
 from tests.gateway.harness import Gateway
+from tests.nss import nss_database
 
 POLICY_DIR = Path("/etc/chromium/policies/managed")
 FLAGS = [
@@ -31,30 +32,7 @@ FLAGS = [
 
 
 def nss(home: Path, gateway: Gateway, p12: Path | None, password: str) -> None:
-    db = home / ".pki" / "nssdb"
-    db.mkdir(parents=True)
-    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
-    subprocess.run(
-        [
-            "certutil",
-            "-A",
-            "-d",
-            f"sql:{db}",
-            "-t",
-            "C,,",
-            "-n",
-            "hagate-ca",
-            "-i",
-            str(gateway.state / "ca.crt"),
-        ],
-        check=True,
-    )
-    if p12 is not None:
-        subprocess.run(
-            ["pk12util", "-i", str(p12), "-d", f"sql:{db}", "-W", password],
-            check=True,
-            capture_output=True,
-        )
+    nss_database(home, gateway.state / "ca.crt", p12, password)
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ import ssl
 from pathlib import Path
 
 from bench.delay_proxy import Link, ProxyProcess
-from bench.wan_bench import P12_PASSWORD, auto_select, browse, nss_database, wakes
+from bench.wan_bench import P12_PASSWORD, auto_select, browse, wakes
 
 from tests.conftest import run_hagate
 from tests.e2e.homeassistant import HomeAssistant
 from tests.gateway.harness import Gateway
 from tests.net import free_port
+from tests.nss import nss_database
 
 LINK = Link("20 ms, 50 Mbit/s", 0.020, 50.0)
 
@@ -32,7 +33,7 @@ def test_chromium_logs_in_over_a_slow_link_to_the_live_dashboard(
     )  # fmt: skip
     assert r.code == 0, r.err
     nss_home = tmp_path / "nss"
-    nss_database(nss_home, gateway.state / "ca.crt", p12)
+    nss_database(nss_home, gateway.state / "ca.crt", p12, P12_PASSWORD)
     proxy = ProxyProcess(free_port(), gateway.port, LINK)
     try:
         base = f"https://ha.test:{proxy.port}"
