@@ -191,7 +191,10 @@ def test_a_connection_closed_while_idle_is_replaced_before_sending(
 ) -> None:
     f = fake(["answer-then-close"])
     results = run(make_bundle(f.port), 2, sleeps=[0, 0.6])
-    assert results[1].response["event"]["header"]["name"] == "Response"
+    assert results[1].response["event"]["header"]["name"] == "Response", (
+        results[1].response,
+        results[1].log,
+    )
     assert results[1].log[0]["retried"] is False and results[1].log[0]["connect_ms"] is not None
     assert len(f.requests) == 2
 
