@@ -257,10 +257,6 @@ def main(argv: list[str]) -> None:
     uvloop.run(serve(port, target, link))
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])
-
-
 class ProxyProcess:
     """The proxy in its own process (so a busy benchmark process cannot skew its timing),
     driven through its stdin and stdout."""
@@ -316,3 +312,7 @@ class ProxyProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -40,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ from tests.e2e.homeassistant import PASSWORD, HomeAssistant
 from tests.gateway.harness import Gateway, make_gateway
 from tests.net import free_port, wait_listening
 from tests.nginx import Nginx
-from tests.nss import nss_database
+from tests.nss import auto_select, nss_database
 from tests.tunnel.harness import Relay, start_connector
 
 from bench.delay_proxy import LINKS, ProxyProcess
@@ -59,7 +59,7 @@ from bench.report import machine, write_section
 from bench.tunnel_bench import snitun_python, stop
 
 HERE = Path(__file__).resolve().parent
-POLICY = Path("/etc/chromium/policies/managed/hagate-wan-bench.json")
+POLICY = "hagate-wan-bench"  # Chromium managed policy file, while the run lasts
 P12_PASSWORD = "wan-bench"
 WAKES = 5
 TIMEOUT_MS = 60_000
@@ -114,18 +114,6 @@ def median(values: list[float]) -> float:
 
 
 # -- the browser ------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def auto_select(urls: list[str]) -> Iterator[None]:
-    """Chromium's managed policy that presents the certificate to these origins unasked."""
-    POLICY.parent.mkdir(parents=True, exist_ok=True)
-    patterns = [json.dumps({"pattern": url, "filter": {}}) for url in urls]
-    POLICY.write_text(json.dumps({"AutoSelectCertificateForUrls": patterns}))
-    try:
-        yield
-    finally:
-        POLICY.unlink(missing_ok=True)
 
 
 def browse(playwright: Any, base: str, nss_home: Path, work: Path, proxy: ProxyProcess) -> Browse:
@@ -507,7 +495,7 @@ def main(argv: list[str]) -> None:
             if c.certificate
             for p in c.proxies.values()
         ]
-        with auto_select(urls), sync_playwright() as playwright:
+        with auto_select(urls, POLICY), sync_playwright() as playwright:
             for run in range(runs):
                 for link in LINKS:
                     for c in chains.chains:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -14,9 +13,8 @@ import pytest
 from tests.conftest import run_hagate
 from tests.e2e.conftest import artifacts
 from tests.gateway.harness import Gateway
-from tests.nss import nss_database
+from tests.nss import auto_select, nss_database
 
-POLICY_DIR = Path("/etc/chromium/policies/managed")
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -38,14 +36,8 @@ def nss(home: Path, gateway: Gateway, p12: Path | None, password: str) -> None:
 @pytest.fixture
 def auto_select_policy(gateway: Gateway) -> Iterator[None]:
     """Chromium's managed policy that picks the client certificate without asking."""
-    POLICY_DIR.mkdir(parents=True, exist_ok=True)
-    policy = POLICY_DIR / "hagate-test.json"
-    pattern = json.dumps({"pattern": f"https://ha.test:{gateway.port}", "filter": {}})
-    policy.write_text(json.dumps({"AutoSelectCertificateForUrls": [pattern]}))
-    try:
+    with auto_select([f"https://ha.test:{gateway.port}"], "hagate-test"):
         yield
-    finally:
-        policy.unlink(missing_ok=True)
 
 
 def chromium(home: Path, gateway: Gateway, url: str, *extra: str) -> str:

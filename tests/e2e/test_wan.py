@@ -8,13 +8,13 @@ import ssl
 from pathlib import Path
 
 from bench.delay_proxy import Link, ProxyProcess
-from bench.wan_bench import P12_PASSWORD, auto_select, browse, wakes
+from bench.wan_bench import P12_PASSWORD, POLICY, browse, wakes
 
 from tests.conftest import run_hagate
 from tests.e2e.homeassistant import HomeAssistant
 from tests.gateway.harness import Gateway
 from tests.net import free_port
-from tests.nss import nss_database
+from tests.nss import auto_select, nss_database
 
 LINK = Link("20 ms, 50 Mbit/s", 0.020, 50.0)
 
@@ -37,7 +37,7 @@ def test_chromium_logs_in_over_a_slow_link_to_the_live_dashboard(
     proxy = ProxyProcess(free_port(), gateway.port, LINK)
     try:
         base = f"https://ha.test:{proxy.port}"
-        with auto_select([base]), sync_playwright() as playwright:
+        with auto_select([base], POLICY), sync_playwright() as playwright:
             run = browse(playwright, base, nss_home, tmp_path / "run", proxy)
     finally:
         proxy.stop()
