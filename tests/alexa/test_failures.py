@@ -3,6 +3,7 @@ against a small TLS server that fails on cue: the retry rule, the deadline, the 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import socket
 import ssl
@@ -38,7 +39,8 @@ class Fake:
         self.ctx.load_cert_chain(cert, key)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.acceptor = threading.Thread(target=self._accept, daemon=True)
+        self.acceptor.start()
 
     def _accept(self) -> None:
         while True:
@@ -91,6 +93,14 @@ class Fake:
                     return
 
     def close(self) -> None:
+        # close() alone leaves the acceptor blocked in accept(2) on a file descriptor number
+        # the next test's server may be given: it then took that server's connections and
+        # answered with this test's certificate. shutdown() wakes it; it is gone before the
+        # number is free.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.acceptor.join(5)
+        assert not self.acceptor.is_alive()
         self.sock.close()
 
 
@@ -190,7 +200,7 @@ def test_a_connection_closed_while_idle_is_replaced_before_sending(
     make_bundle: Any, fake: Any
 ) -> None:
     f = fake(["answer-then-close"])
-    results = run(make_bundle(f.port), 2, sleeps=[0, 0.6])
+    results = run(make_bundle(f.port), 2, sleeps=[0, 1.0])
     assert results[1].response["event"]["header"]["name"] == "Response", (
         results[1].response,
         results[1].log,
