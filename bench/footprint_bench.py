@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.fernet import Fernet
 from tests.conftest import run_hagate
 from tests.gateway.harness import rss_kib
 from tests.net import free_port, wait_listening
@@ -39,7 +38,7 @@ from tests.tunnel.harness import Relay
 from bench.gateway_bench import Load, ab
 from bench.report import machine, write_section
 from bench.steps_bench import cpu_ticks
-from bench.tunnel_bench import HERE, hosts_entry, snitun_python, stop
+from bench.tunnel_bench import SniTun, hosts_entry, spawn, stop
 
 REQUESTS = 20_000
 CONCURRENCY = 4  # a household's few devices, not a stress test
@@ -137,24 +136,13 @@ def main() -> None:
     pem.write_bytes((tmp / "bench.crt").read_bytes() + (tmp / "bench.key").read_bytes())
     procs: list[subprocess.Popen[bytes]] = []
 
-    def spawn(args: list[str], ready_line: bool = False) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(
-            args,
-            stdout=subprocess.PIPE if ready_line else subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        procs.append(p)
-        if ready_line:
-            assert p.stdout is not None and p.stdout.readline().strip() == b"ready"
-        return p
-
     def mtls_nginx(name: str) -> Nginx:
         n = Nginx(tmp / name, free_port())
         n.start(f"""
         upstream up {{ server 127.0.0.1:{up.port}; keepalive 16; }}
         server {{
             listen 127.0.0.1:{n.port} ssl;
+            ssl_protocols TLSv1.2 TLSv1.3;  # nginx 1.22 leaves TLS 1.3 out unless told
             ssl_certificate {state}/server.crt; ssl_certificate_key {state}/server.key;
             ssl_client_certificate {state}/ca.crt; ssl_verify_client on;
             access_log {tmp}/{name}/access.log;
@@ -182,6 +170,7 @@ def main() -> None:
                     relay.fingerprint,
                 ]
             )
+            procs.append(home)
             time.sleep(2)
             side = Side("hagate connect", lambda: [home.pid], relay.port)
             results[side.name] = measure(side, pem)
@@ -190,6 +179,7 @@ def main() -> None:
             relay.stop()
 
             serve = spawn([*hagate, "serve"])
+            procs.append(serve)
             wait_listening(port, serve)
             side = Side("hagate serve", lambda: [serve.pid], port)
             results[side.name] = measure(side, pem)
@@ -202,25 +192,17 @@ def main() -> None:
             print(side.name, results[side.name], flush=True)
             direct.stop()
 
-            py = snitun_python()
-            fernet = Fernet.generate_key().decode()
-            chain = HERE / "snitun_chain.py"
-            s_port = free_port()
-            spawn([py, str(chain), "server", str(s_port), fernet], ready_line=True)
-            tok, aes_key, aes_iv = subprocess.run(
-                [py, str(chain), "token", fernet, "ha.test"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
             behind = mtls_nginx("nginx-snitun")
-            client = spawn(
-                [py, str(chain), "client", str(s_port), tok, aes_key, aes_iv, str(behind.port)],
-                ready_line=True,
+            peer = SniTun.start(behind.port)
+            procs += [peer.client, peer.relay]
+            side = Side(
+                "SniTun client + nginx",
+                lambda: [peer.client.pid, *nginx_pids(behind)],
+                peer.port,
             )
-            side = Side("SniTun client + nginx", lambda: [client.pid, *nginx_pids(behind)], s_port)
             results[side.name] = measure(side, pem)
             print(side.name, results[side.name], flush=True)
+            peer.stop()
             behind.stop()
     finally:
         for p in procs:

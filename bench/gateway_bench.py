@@ -120,6 +120,7 @@ def nginx_mtls(tmp: Path, state: Path, up: int, workers: int) -> Iterator[int]:
     upstream up {{ server 127.0.0.1:{up}; keepalive 64; }}
     server {{
         listen 127.0.0.1:{port} ssl;
+        ssl_protocols TLSv1.2 TLSv1.3;  # nginx 1.22 leaves TLS 1.3 out unless told
         ssl_certificate {state}/server.crt;
         ssl_certificate_key {state}/server.key;
         ssl_client_certificate {state}/ca.crt;

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -59,6 +60,55 @@ def snitun_python() -> str:
         subprocess.run([find_python313(), "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", SNITUN], check=True)
     return str(venv / "bin" / "python")
+
+
+def spawn(args: list[str], ready_line: bool = False) -> subprocess.Popen[bytes]:
+    """A peer in its own session; with `ready_line`, once it has printed `ready`."""
+    p = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE if ready_line else subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    if ready_line:
+        assert p.stdout is not None
+        if p.stdout.readline().strip() != b"ready":
+            stop(p)
+            raise RuntimeError(f"{' '.join(args[:4])} did not start")
+    return p
+
+
+@dataclass
+class SniTun:
+    """SniTun's relay on `port` and its client peer, which carries `hostname`'s connections
+    (by SNI) to 127.0.0.1:`end_port`. Both run in SniTun's own venv (bench/snitun_chain.py)."""
+
+    port: int
+    relay: subprocess.Popen[bytes]
+    client: subprocess.Popen[bytes]
+
+    @classmethod
+    def start(cls, end_port: int, hostname: str = "ha.test") -> SniTun:
+        py, chain = snitun_python(), str(HERE / "snitun_chain.py")
+        fernet = Fernet.generate_key().decode()
+        port = free_port()
+        relay = spawn([py, chain, "server", str(port), fernet], ready_line=True)
+        try:
+            token, aes_key, aes_iv = subprocess.run(
+                [py, chain, "token", fernet, hostname], capture_output=True, text=True, check=True
+            ).stdout.split()
+            client = spawn(
+                [py, chain, "client", str(port), token, aes_key, aes_iv, str(end_port)],
+                ready_line=True,
+            )
+        except BaseException:
+            stop(relay)
+            raise
+        return cls(port, relay, client)
+
+    def stop(self) -> None:
+        stop(self.client)
+        stop(self.relay)
 
 
 @contextlib.contextmanager
@@ -165,41 +215,19 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     relay: Relay | None = None
 
-    def spawn(args: list[str], ready_line: bool = False) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(
-            args,
-            stdout=subprocess.PIPE if ready_line else subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        procs.append(p)
-        if ready_line:
-            assert p.stdout is not None and p.stdout.readline().strip() == b"ready"
-        return p
-
     try:
         with hosts_entry("ha.test"):
             results["direct"] = measure(f"http://127.0.0.1:{up.port}", pem, crt, key, cacert)
             results["direct"]["pem"] = None
 
             # SniTun chain
-            py = snitun_python()
-            fernet = Fernet.generate_key().decode()
-            chain = HERE / "snitun_chain.py"
-            s_port = free_port()
-            snitun_relay = spawn([py, str(chain), "server", str(s_port), fernet], ready_line=True)
-            tok, aes_key, aes_iv = subprocess.run(
-                [py, str(chain), "token", fernet, "ha.test"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
             mtls_port = free_port()
             mtls = Nginx(tmp / "nginx-mtls", mtls_port)
             mtls.start(f"""
             upstream up {{ server 127.0.0.1:{up.port}; keepalive 64; }}
             server {{
                 listen 127.0.0.1:{mtls_port} ssl;
+                ssl_protocols TLSv1.2 TLSv1.3;  # nginx 1.22 leaves TLS 1.3 out unless told
                 ssl_certificate {state}/server.crt; ssl_certificate_key {state}/server.key;
                 ssl_client_certificate {state}/ca.crt; ssl_verify_client on;
                 access_log {tmp}/nginx-mtls/access.log;
@@ -210,13 +238,11 @@ def main() -> None:
                     proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade";
                 }}
             }}""")
-            snitun_home = spawn(
-                [py, str(chain), "client", str(s_port), tok, aes_key, aes_iv, str(mtls_port)],
-                ready_line=True,
-            )
+            snitun = SniTun.start(mtls_port)
+            procs += [snitun.client, snitun.relay]
             time.sleep(1)
-            results["snitun"] = measure(f"https://ha.test:{s_port}", pem, crt, key, cacert)
-            ws = open_websockets(s_port, ctx, IDLE_WEBSOCKETS)
+            results["snitun"] = measure(f"https://ha.test:{snitun.port}", pem, crt, key, cacert)
+            ws = open_websockets(snitun.port, ctx, IDLE_WEBSOCKETS)
             time.sleep(2)
             nginx_kib = sum(
                 rss_kib(int(p))
@@ -225,14 +251,13 @@ def main() -> None:
                 ).stdout.split()
             )
             results["snitun"]["rss"] = (
-                rss_kib(snitun_relay.pid),
-                rss_kib(snitun_home.pid) + nginx_kib,
+                rss_kib(snitun.relay.pid),
+                rss_kib(snitun.client.pid) + nginx_kib,
             )
             for s in ws:
                 s.close()
             print("snitun", results["snitun"], flush=True)
-            for p in (snitun_relay, snitun_home):
-                stop(p)
+            snitun.stop()
             mtls.stop()
 
             # hagate chain
@@ -259,6 +284,7 @@ def main() -> None:
                 ]
 
             hagate_home = spawn(connect_args(1))
+            procs.append(hagate_home)
             time.sleep(2)
             results["hagate"] = measure(f"https://ha.test:{relay.port}", pem, crt, key, cacert)
             ws = open_websockets(relay.port, ctx, IDLE_WEBSOCKETS)
@@ -269,7 +295,7 @@ def main() -> None:
                 s.close()
             stop(hagate_home)
             # The home side on both cores (SniTun's home side is two processes too).
-            spawn(connect_args(2))
+            procs.append(spawn(connect_args(2)))
             time.sleep(3)
             results["hagate, 2 workers"] = measure(
                 f"https://ha.test:{relay.port}", pem, crt, key, cacert

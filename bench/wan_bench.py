@@ -35,7 +35,6 @@ import shutil
 import socket
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,7 +44,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet
 from tests.conftest import run_hagate
 from tests.e2e.homeassistant import PASSWORD, HomeAssistant
 from tests.gateway.harness import Gateway, make_gateway
@@ -56,9 +54,8 @@ from tests.tunnel.harness import Relay, start_connector
 
 from bench.delay_proxy import LINKS, ProxyProcess
 from bench.report import machine, write_section
-from bench.tunnel_bench import snitun_python, stop
+from bench.tunnel_bench import SniTun
 
-HERE = Path(__file__).resolve().parent
 POLICY = "hagate-wan-bench"  # Chromium managed policy file, while the run lasts
 P12_PASSWORD = "wan-bench"
 WAKES = 5
@@ -258,16 +255,6 @@ class Chains:
             with contextlib.suppress(Exception):
                 f()
 
-    def spawn(self, args: list[str]) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        self.stops.append(lambda: stop(p))
-        assert p.stdout is not None
-        if p.stdout.readline().strip() != b"ready":
-            raise RuntimeError(f"{args[2:4]} did not start")
-        return p
-
     def start(self) -> Gateway:
         tmp = self.tmp
         # Two Home Assistants with the same configuration: one plain behind the proxies, one
@@ -333,16 +320,9 @@ class Chains:
         self.stops.append(nginx.stop)
         self.chains.append(Chain("nginx HTTP/2", nginx.port, True, tokens[plain.port]))
 
-        py = snitun_python()
-        fernet = Fernet.generate_key().decode()
-        chain = str(HERE / "snitun_chain.py")
-        s_port = free_port()
-        self.spawn([py, chain, "server", str(s_port), fernet])
-        tok, aes_key, aes_iv = subprocess.run(
-            [py, chain, "token", fernet, "ha.test"], capture_output=True, text=True, check=True
-        ).stdout.split()
-        self.spawn([py, chain, "client", str(s_port), tok, aes_key, aes_iv, str(tls.port)])
-        self.chains.append(Chain("SniTun + HA TLS", s_port, False, tokens[tls.port]))
+        snitun = SniTun.start(tls.port)
+        self.stops.append(snitun.stop)
+        self.chains.append(Chain("SniTun + HA TLS", snitun.port, False, tokens[tls.port]))
         self.chains.append(Chain("HA TLS", tls.port, False, tokens[tls.port]))
 
         for c in self.chains:
