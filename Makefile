@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.rules_bench
 	$(BIN)/python -m bench.gateway_bench
 	$(BIN)/python -m bench.steps_bench
+	$(BIN)/python -m bench.baseline_bench
 	$(BIN)/python -m bench.framing_bench
 	$(BIN)/python -m bench.tunnel_bench
 	$(BIN)/python -m bench.alexa_bench

@@ -27,19 +27,20 @@ from typing import IO, Any
 import uvloop
 
 from hagate.events.store import EVENTS_NAME, EventStore
-from hagate.gateway.http1 import (
+from hagate.gateway.identity import NO_CERT, CertState, client_certificate
+from hagate.gateway.pages import reason_phrase
+from hagate.gateway.record import Exchange, new_request_id
+from hagate.gateway.request import Conn as ConnFacts
+from hagate.gateway.tls import SNI_ATTR
+from hagate.gateway.verdict import decide
+from hagate.http1.heads import (
     RequestHead,
+    forwarded_head,
     parse_request_head,
     parse_response_head,
     response_head_bytes,
 )
-from hagate.gateway.identity import NO_CERT, CertState, ClientCertificate, client_certificate
-from hagate.gateway.pages import reason_phrase
-from hagate.gateway.runner import build_gateway, load_setup
-from hagate.gateway.server import Exchange, new_request_id
-from hagate.gateway.tls import SNI_ATTR
-from hagate.gateway.verdict import decide
-from hagate.geoip import Location
+from hagate.run.gateway import build_gateway, load_setup
 from hagate.state import StateDir
 
 STEPS = ("parse", "rules", "forward-head", "response-head", "event")
@@ -52,16 +53,19 @@ SAMPLE_REQUEST = (
 
 @dataclass
 class Conn:
-    """What the gateway knows of a client connection once TLS is up."""
+    """The gateway's facts of a client connection, and the request being served on it."""
 
-    client_ip: str
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
-    sni: str | None
-    cert: ClientCertificate | None
-    location: Location
-    port: int
+    facts: ConnFacts
     exchange: Exchange | None = None
     standing: CertState = field(default_factory=lambda: NO_CERT)
+
+    @property
+    def client_ip(self) -> str:
+        return self.facts.client_ip
+
+    @property
+    def sni(self) -> str | None:
+        return self.facts.sni
 
 
 class Steps:
@@ -93,21 +97,23 @@ class Steps:
     def connection(self, client_ip: str, sni: str | None, der: bytes | None, port: int) -> Conn:
         ip = ipaddress.ip_address(client_ip)
         cert = client_certificate(der, self.gateway.ca_cert) if der else None
-        return Conn(client_ip, ip, sni, cert, self.setup.geoip.lookup(ip), port)
+        return Conn(ConnFacts(client_ip, ip, sni, cert, self.setup.geoip.lookup(ip), port))
 
     def request(self, conn: Conn, raw: bytes) -> bytes:
         """The bytes to send upstream for the request head `raw`."""
         head: RequestHead = parse_request_head(raw) if "parse" in self.names else self.sample
-        ex = conn.exchange = Exchange(new_request_id(), conn.client_ip, location=conn.location)
+        facts = conn.facts
+        ex = conn.exchange = Exchange(new_request_id(), facts.client_ip, location=facts.location)
         ex.method, ex.path, ex.host = head.method, head.target.loggable, head.host
         ex.user_agent = head.get("user-agent") or ""
         if "rules" in self.names:
-            conn.standing = cert = conn.cert.state(self.gateway.inventory) if conn.cert else NO_CERT
-            decision = decide(self.setup.ruleset, head, conn.ip, conn.port, conn.location, cert)
+            cert = facts.cert.state(self.gateway.inventory) if facts.cert else NO_CERT
+            conn.standing = cert
+            decision = decide(self.setup.ruleset, head, facts.ip, facts.port, facts.location, cert)
             if decision.blocked:
                 raise SystemExit("the benchmark's request was blocked: check its certificate")
         if "forward-head" in self.names:
-            return self.gateway._upstream_head(head, conn.client_ip)
+            return forwarded_head(head, conn.client_ip, self.setup.config.hostname)
         return raw
 
     def response(self, conn: Conn, head: bytes, body: bytes) -> bytes:
@@ -120,7 +126,7 @@ class Steps:
             head = response_head_bytes(rhead, reason, True, False, False)
         ex.status, ex.bytes_out = 200, len(body)
         if "event" in self.names:
-            self.gateway._event(ex, conn.sni, conn.standing)
+            self.gateway.recorder.observe(ex, conn.sni, conn.standing)
         return head + body
 
 

@@ -81,7 +81,9 @@ def ab(
     )
 
 
-def bulk(url: str, pem: Path | None, key: Path | None, cacert: Path | None) -> float:
+def bulk(
+    url: str, pem: Path | None, key: Path | None, cacert: Path | None, size: int = BULK_BYTES
+) -> float:
     args = [
         "curl",
         "-s",
@@ -106,8 +108,8 @@ def bulk(url: str, pem: Path | None, key: Path | None, cacert: Path | None) -> f
             f"ha.test:{url.split(':')[2].split('/')[0]}:127.0.0.1",
         ]
         url = url.replace("127.0.0.1", "ha.test")
-    speed, size = subprocess.run([*args, url], capture_output=True, text=True).stdout.split()
-    assert int(float(size)) == BULK_BYTES, size
+    speed, got = subprocess.run([*args, url], capture_output=True, text=True).stdout.split()
+    assert int(float(got)) == size, got
     return float(speed) / 1e6
 
 

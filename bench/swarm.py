@@ -25,7 +25,6 @@ from hagate.state import StateDir
 from hagate.tunnel import token as tokens
 from hagate.tunnel.connector import Connector, RelayAddress
 from hagate.tunnel.relaystate import RelayState
-from hagate.watch.status import Links
 
 REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 SOURCES = ipaddress.IPv4Network("127.64.0.0/10")
@@ -43,9 +42,6 @@ class Home:
     """What the connector hands streams to: a stand-in for the gateway."""
 
     def __init__(self) -> None:
-        self.links = Links()
-        self.metrics = None
-        self.reachable = lambda: True
         self.streams = 0
 
     async def accept(self, sock: socket.socket, peer: tuple[str, int]) -> None:
@@ -78,7 +74,7 @@ def connectors(relay_state: Path, port: int, count: int, first: int = 0) -> list
     out = []
     for i in range(first, first + count):
         token, _ = tokens.issue(key, hostname(i), 365)  # no expiry warnings
-        c = SwarmConnector(Home(), [relay], token, fingerprint=rs.fingerprint())  # type: ignore[arg-type]
+        c = SwarmConnector(Home().accept, [relay], token, fingerprint=rs.fingerprint())
         c.source = (source(i), 0)
         out.append(c)
     return out

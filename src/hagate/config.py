@@ -73,11 +73,15 @@ class GatewaySettings:
     header_timeout: float = 10.0  # a request head must arrive within this (slowloris)
     idle_timeout: float = 75.0  # keep-alive connections idle longer are closed
     connect_timeout: float = 5.0  # connecting to Home Assistant
-    response_timeout: float = 60.0  # Home Assistant's response head (and first body piece) by then
+    # Home Assistant's response head (and first body piece) by then, once the body is sent
+    response_timeout: float = 60.0
+    body_timeout: float = 60.0  # the longest wait between two reads of a request body (nginx's)
     drain_timeout: float = 10.0  # SIGTERM: in-flight requests get this long to finish
     max_header_bytes: int = 16384
     max_headers: int = 100
     max_body_bytes: int = 0  # 0: no limit (bodies are streamed, never held in memory)
+    max_connections: int = 1000  # open client connections in total (per worker); 0: no limit
+    max_connections_per_ip: int = 100  # open client connections from one address; 0: no limit
 
 
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"

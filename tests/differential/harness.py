@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
+import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.request
 from collections import Counter
@@ -24,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from hagate.events.store import read_events
-from hagate.gateway.paths import redact_query
+from hagate.http1.paths import redact_query
 from tests.differential.corpus import HOST, SKIP_PATH, Case
-from tests.e2e.homeassistant import ensure_venv
+from tests.e2e.homeassistant import CACHE, ensure_venv
 from tests.gateway.harness import Gateway, Response, read_response
 from tests.net import free_port, wait_listening
 
@@ -35,13 +38,41 @@ ATTACKER, HOLDER, VICTIM = 66, 77, 88  # last octet of the client address, per k
 VICTIM_SECRET = "Bearer victim-token"
 
 
+# The aiohttp releases the gateway is read against: the one Home Assistant 2025.4.4 pins (its
+# own venv) and those current Home Assistant releases pin, each in a venv of its own.
+AIOHTTP_SIDES = ("ha-2025.4.4", "aiohttp==3.13.3", "aiohttp==3.14.5")
+
+
+def aiohttp_python(side: str) -> Path:
+    """The python of a venv with `side`'s aiohttp (made once, then cached)."""
+    if side.startswith("ha-"):
+        return ensure_venv() / "bin" / "python"
+    venv = CACHE / side.replace("==", "-")
+    python = venv / "bin" / "python"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / "installed").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                 side],
+                check=True,
+                timeout=900,
+            )  # fmt: skip
+            (venv / "installed").write_text(side + "\n")
+    return python
+
+
 class HaSide:
     """aiohttp as Home Assistant runs it, with a tap on its connections and a control port."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, side: str = AIOHTTP_SIDES[0]) -> None:
         self.port = free_port()
         self.control_port = free_port()
-        python = ensure_venv() / "bin" / "python"
+        self.side = side
+        python = aiohttp_python(side)
         self.log = (tmp / "ha_side.log").open("wb")
         self.proc = subprocess.Popen(
             [str(python), str(HA_SIDE), str(self.port), str(self.control_port)],

@@ -35,6 +35,7 @@ from tests.differential.corpus import (
     mutated_cases,
 )
 from tests.differential.harness import (
+    AIOHTTP_SIDES,
     ATTACKER,
     HOLDER,
     HaSide,
@@ -59,9 +60,11 @@ SEED = int(os.environ.get("HAGATE_DIFF_SEED", "20261201"))
 EXAMPLES = int(os.environ.get("HAGATE_DIFF_EXAMPLES", "40"))
 
 
-@pytest.fixture(scope="module")
-def ha_side(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HaSide]:
-    ha = HaSide(tmp_path_factory.mktemp("ha-side"))
+@pytest.fixture(scope="module", params=AIOHTTP_SIDES)
+def ha_side(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HaSide]:
+    ha = HaSide(tmp_path_factory.mktemp("ha-side"), request.param)
     try:
         yield ha
     finally:

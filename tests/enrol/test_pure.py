@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from hagate.enrol.answer import Kind, MissLimiter, loggable, route
 from hagate.enrol.platform import Device, chosen, detect
-from hagate.gateway.http1 import RequestHead, parse_request_head
 from hagate.gateway.identity import NO_CERT
-from hagate.gateway.paths import PathError, normalise_target
 from hagate.gateway.verdict import Outcome, judge
 from hagate.geoip import Location
+from hagate.http1.heads import RequestHead, parse_request_head
+from hagate.http1.paths import PathError, normalise_target
 from hagate.rules.ruleset import RuleSet
 
 UAS = {

@@ -300,3 +300,21 @@ def test_rows_of_every_batch_size_are_written_in_order(tmp_path: Path) -> None:
     times = [r[0] for r in db.execute("SELECT time FROM events ORDER BY id")]
     assert times == list(range(written))
     db.close()
+
+
+def test_the_typed_event_is_the_table_column_for_column(tmp_path: Path) -> None:
+    """An Event's fields are the table's columns in order, so a row made from one can never
+    put a value in the wrong column or drop one as a silent NULL."""
+    from hagate.events.schema import Event
+
+    db = connect(tmp_path / "e.sqlite3")
+    table = [row[1] for row in db.execute("PRAGMA table_info(events)") if row[1] != "id"]
+    assert list(Event._fields) == table == list(COLUMNS)
+    store = EventStore(tmp_path / "events.sqlite3")
+    store.start()
+    fields = {name: f"v-{name}" for name in Event._fields}
+    fields.update(time=1e9, asn=64500, status=403, bytes_in=1, bytes_out=2, duration_ms=3.5)
+    store.record(Event(**fields))  # type: ignore[arg-type]
+    store.close()
+    (row,) = read_events(tmp_path / "events.sqlite3")
+    assert {k: row[k] for k in Event._fields} == fields

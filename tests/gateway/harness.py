@@ -126,6 +126,22 @@ class RecordingUpstream:
                         time.sleep(0.1)
                         sock.sendall(b"0123456789")
                         return
+                    if path.startswith("/badchunk/"):  # two good chunks, then broken framing
+                        broken = {
+                            "size": b"zz\r\n",
+                            "long": b"3\r\nabcdef\r\n",
+                            "line": b"1" * 5000,
+                            "trailers": b"0\r\nX: " + b"a" * 20000 + b"\r\n\r\n",
+                        }[path.rsplit("/", 1)[-1]]
+                        sock.sendall(
+                            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            b"5\r\nhello\r\n6\r\n world\r\n"
+                        )
+                        time.sleep(0.1)
+                        with contextlib.suppress(OSError):
+                            sock.sendall(broken)
+                            time.sleep(0.5)
+                        return
                     if path.startswith("/chunked"):
                         sock.sendall(
                             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"

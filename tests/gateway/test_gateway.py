@@ -91,10 +91,19 @@ def test_forwarded_headers_are_replaced_not_trusted(gw: Gateway) -> None:
 
 
 def test_every_pipelined_request_is_evaluated_on_its_own(gw: Gateway) -> None:
-    gw.configure(rules=AUTH_SKIP_RULES)
+    gw.configure(
+        rules="""\
+  - description: Amazon refreshes tokens
+    expression: http.request.uri.path eq "/auth/token"
+    action: skip
+  - description: No states for anyone
+    expression: http.request.uri.path eq "/api/states"
+    action: block
+"""
+    )
     gw.stop()
     gw.start()
-    with gw.connect() as sock:
+    with gw.connect("phone") as sock:
         sock.sendall(
             b"POST /auth/token HTTP/1.1\r\nHost: ha.test\r\nContent-Length: 0\r\n\r\n"
             b"GET /api/states HTTP/1.1\r\nHost: ha.test\r\n\r\n"
@@ -104,6 +113,25 @@ def test_every_pipelined_request_is_evaluated_on_its_own(gw: Gateway) -> None:
         statuses = [read_response(sock, buf).status for _ in range(3)]
     assert statuses == [200, 403, 200]
     assert gw.upstream.paths() == ["/auth/token", "/auth/token"]
+
+
+def test_a_client_without_a_certificate_is_closed_after_its_403(gw: Gateway) -> None:
+    gw.configure(rules=AUTH_SKIP_RULES)
+    gw.stop()
+    gw.start()
+    with gw.connect() as sock:
+        sock.sendall(
+            b"GET /auth/token HTTP/1.1\r\nHost: ha.test\r\n\r\n"
+            b"GET /api/states HTTP/1.1\r\nHost: ha.test\r\n\r\n"
+            b"GET /auth/token HTTP/1.1\r\nHost: ha.test\r\n\r\n"
+        )
+        buf = bytearray()
+        first, blocked = read_response(sock, buf), read_response(sock, buf)
+        assert (first.status, blocked.status) == (200, 403)
+        assert blocked.header("connection") == "close"
+        with pytest.raises(ConnectionError):
+            read_response(sock, buf)  # nothing more is served on this connection
+    assert gw.upstream.paths() == ["/auth/token"]
 
 
 @pytest.mark.parametrize(
@@ -282,19 +310,26 @@ def test_upstream_stopping_before_the_body_gives_502_or_504_and_an_event(gw: Gat
     assert (rows["/split/4"]["status"], rows["/split/4"]["action"]) == (504, "upstream_error")
 
 
-def test_a_response_cut_short_still_gets_its_event(gw: Gateway) -> None:
-    with gw.connect("phone") as sock:
+def test_a_response_cut_short_is_an_upstream_error_and_cuts_the_client(gw: Gateway) -> None:
+    received = b""
+    tcp = gw.tcp()
+    with gw.context("phone").wrap_socket(
+        tcp, server_hostname="ha.test", suppress_ragged_eofs=False
+    ) as sock:
         sock.sendall(b"GET /partial HTTP/1.1\r\nHost: ha.test\r\n\r\n")
-        received = b""
-        while data := sock.recv(65536):
-            received += data
-    assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"\r\n\r\n0123456789")
+        with pytest.raises((ConnectionResetError, ssl.SSLError)):
+            while data := sock.recv(65536):
+                received += data
+            raise AssertionError("the connection ended cleanly after a cut-short body")
+    assert received.startswith(b"HTTP/1.1 200 ")
     deadline = time.monotonic() + 5
     while not (rows := [e for e in gw.events() if e["path"] == "/partial"]):
         assert time.monotonic() < deadline, "no event for the cut-short request"
         time.sleep(0.1)
-    assert [(e["status"], e["action"], e["bytes_out"]) for e in rows] == [(200, "allow", 10)]
-    assert rows[0]["reason"].startswith("cut short: ")
+    assert [(e["status"], e["action"], e["bytes_out"]) for e in rows] == [
+        (200, "upstream_error", 10)
+    ]
+    assert "the client connection was cut" in rows[0]["reason"]
 
 
 def test_bodies_stream_both_ways_chunked_and_with_expect_continue(gw: Gateway) -> None:

@@ -63,7 +63,7 @@ def test_no_log_format_no_lines(tmp_path: Path) -> None:
 def test_request_ids_are_unique_across_forked_workers() -> None:
     import os
 
-    from hagate.gateway.server import new_request_id
+    from hagate.gateway.record import new_request_id
 
     ours = {new_request_id() for _ in range(1000)}
     assert len(ours) == 1000 and all(len(i) == 16 for i in ours)

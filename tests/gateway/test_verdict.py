@@ -7,10 +7,10 @@ import ipaddress
 import pytest
 
 from hagate.config import ConfigSource
-from hagate.gateway.http1 import parse_request_head
 from hagate.gateway.identity import NO_CERT, CertState, P
 from hagate.gateway.verdict import Outcome, Verdict, judge
 from hagate.geoip import Location
+from hagate.http1.heads import parse_request_head
 from hagate.rules.ruleset import build_ruleset
 
 RULES = build_ruleset(

@@ -28,7 +28,7 @@ def _days(seconds: float) -> str:
 
 def status_record(ctx: Context) -> dict[str, Any]:
     from hagate.acme.renewal import renew_at
-    from hagate.acme.site import load_site
+    from hagate.run.site import load_site
 
     site = load_site(ctx.state)
     status = site.files.status()
@@ -106,7 +106,7 @@ def acme_renew(ctx: Context, force: bool) -> None:
     """Renew the certificate now (when due, or with --force). The CA checks the name by
     connecting to it, so the gateway (or relay) must be running."""
     from hagate.acme.renewal import Outcome, renew
-    from hagate.acme.site import load_site
+    from hagate.run.site import load_site
 
     site = load_site(ctx.state)
     if not _running(ctx, site.kind):
@@ -133,7 +133,7 @@ def acme_renew(ctx: Context, force: bool) -> None:
 
 def _running(ctx: Context, kind: str) -> bool:
     if kind == "gateway":
-        from hagate.gateway import pidfile
+        from hagate.run import pidfile
 
         return pidfile.running(ctx.state) is not None
     from hagate.tunnel.relaystate import STATUS

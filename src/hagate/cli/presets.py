@@ -50,8 +50,8 @@ def preset_show(name: str, asns: tuple[int, ...]) -> None:
 def preset_add(ctx: Context, name: str, asns: tuple[int, ...]) -> None:
     """Add the rule NAME to hagate.yaml, above the certificate rule (comments are kept)."""
     from hagate.configedit import insert_rule
-    from hagate.gateway.pidfile import reload_running
     from hagate.rules.presets import preset
+    from hagate.run.pidfile import reload_running
 
     rule = preset(name).rule(asns)
     path = ctx.state.require().config_path

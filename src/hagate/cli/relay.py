@@ -145,8 +145,9 @@ def relay_run(
     rate_per_ip: int,
 ) -> None:
     """Run the relay."""
+    from hagate.run.relay import run_relay
     from hagate.tunnel.admission import load_admission
-    from hagate.tunnel.relay import Limits, run_relay
+    from hagate.tunnel.relay import Limits
 
     admit = load_admission(rules_file, asn_db, country_db) if rules_file else None
     run_relay(ctx.state, config.parse_listen(listen), admit, Limits(max_per_ip, rate_per_ip))

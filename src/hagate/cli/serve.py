@@ -31,7 +31,7 @@ from hagate.errors import HagateError
 def serve(ctx: Context, listen: str | None, workers: int, log_format: str) -> None:
     """Run the gateway in port-forward mode: TLS, client certificates, rules, proxy to HA."""
 
-    from hagate.gateway.runner import serve as run
+    from hagate.run.gateway import serve as run
 
     if listen is not None:
         config.parse_listen(listen)
@@ -78,8 +78,9 @@ def connect(
     log_format: str,
 ) -> None:
     """Run the gateway at home behind relays: nothing listens, the connector dials out."""
-    from hagate.gateway.runner import load_setup
-    from hagate.tunnel.connector import RelayAddress, run_connect
+    from hagate.run.connect import run_connect
+    from hagate.run.gateway import load_setup
+    from hagate.tunnel.connector import RelayAddress
 
     addresses = [RelayAddress.parse(r) for r in relays]
     state = ctx.state.require()

@@ -10,7 +10,7 @@ import sqlite3
 import time
 from functools import cache
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,27 +31,34 @@ ACTIONS = (
     "acme_error",
     "enrol",
 )
-COLUMNS = (
-    "time",
-    "request_id",
-    "client_ip",
-    "asn",
-    "country",
-    "sni",
-    "host",
-    "method",
-    "path",
-    "user_agent",
-    "cert_name",
-    "cert_sha256",
-    "rule",
-    "action",
-    "status",
-    "bytes_in",
-    "bytes_out",
-    "duration_ms",
-    "reason",
-)
+
+
+class Event(NamedTuple):
+    """One event row, its fields in the table's column order: a misspelt field is a type
+    error, never a silent NULL."""
+
+    time: float
+    request_id: str | None
+    client_ip: str | None
+    asn: int | None
+    country: str | None
+    sni: str | None
+    host: str | None
+    method: str | None
+    path: str | None
+    user_agent: str | None
+    cert_name: str | None
+    cert_sha256: str | None
+    rule: str | None
+    action: str
+    status: int | None
+    bytes_in: int
+    bytes_out: int
+    duration_ms: float
+    reason: str | None
+
+
+COLUMNS: tuple[str, ...] = Event._fields
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,

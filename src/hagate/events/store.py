@@ -52,6 +52,7 @@ from hagate.events.schema import (
     RETENTION_EVERY,
     SCHEMA,
     WARN_EVERY,
+    Event,
     Report,
     connect,
     insert_sql,
@@ -176,12 +177,14 @@ class EventStore:
         self._sock, self._sent, self._report = ours, 0, (0, 0)
         self._started_at = time.monotonic()
 
-    def record(self, event: Mapping[str, Any]) -> None:
+    def record(self, event: Event | Mapping[str, Any]) -> None:
+        """Queue one row: an Event, or a mapping of column names (absent ones are NULL)."""
         pending = self.pending
         if len(pending) >= self.capacity:
             self._dropped_here += 1
             return
-        pending.append(tuple(map(event.get, COLUMNS)))
+        # marshal takes plain tuples only
+        pending.append(tuple(event) if isinstance(event, tuple) else tuple(map(event.get, COLUMNS)))
         # A full batch leaves now, unless the flusher thread is busy (sending, or starting a
         # new writer): then it takes the batch with the rest, and this call does not wait.
         if len(pending) >= BATCH and self._lock.acquire(blocking=False):

@@ -16,8 +16,13 @@ when the read does wait. Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 import weakref
 from typing import Any, cast
+
+from hagate.http1.bodies import END, BodyReader
 
 DEFAULT_LIMIT = 1 << 18
 SWEEP = 0.25
@@ -231,6 +236,32 @@ class Channel(asyncio.Protocol):
             start = max(0, len(buf) - len(sep) + 1)  # a slow sender is not searched again
             await self._wait(deadline)
 
+    def take_body(self, reader: BodyReader, most: int) -> bytes | bytearray | None:
+        """The body's next piece (at most `most` bytes) if it is buffered, b"" at the body's
+        end, or None when more must arrive first. The reader's framing errors propagate, and so
+        does an end of stream that cuts the body short."""
+        n = reader.next(self.buffer, most)
+        if n > 0:
+            return self._take(n)
+        if n != END and not self.eof:
+            if self._read_paused:  # framing was consumed: room for more
+                self._consumed()
+            return None
+        if n != END:
+            reader.at_eof()  # raises unless the body lasts until the close
+        self._consumed()
+        return b""
+
+    async def read_body(
+        self, reader: BodyReader, most: int, deadline: float | None = None
+    ) -> bytes | bytearray:
+        """`take_body`, waiting (until `deadline`) for the bytes it needs."""
+        while True:
+            piece = self.take_body(reader, most)
+            if piece is not None:
+                return piece
+            await self._wait(deadline)
+
     def at_eof(self) -> bool:
         return self.eof and not self.buffer
 
@@ -255,6 +286,18 @@ class Channel(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+    def cut(self) -> None:
+        """End the connection as broken: no TLS close_notify, and a TCP reset where the
+        connection is TCP, so the peer cannot take a cut-short body for a whole one (an
+        HTTP/1.0 client reads a body until the close)."""
+        if self.transport is None:
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     def is_closing(self) -> bool:
         return self.lost or self.transport is None or self.transport.is_closing()

@@ -94,3 +94,78 @@ def page(
         f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
     ).encode()
     return head + (body if body_allowed else b"")
+
+
+# -- the wording of each of the gateway's answers ---------------------------------------------
+
+
+def refused(status: int, reason: str, request_id: str, as_html: bool) -> bytes:
+    """A request refused before the rules (malformed, too large, too slow): closes."""
+    return page(status, reason_phrase(status), reason, request_id, as_html, keep_alive=False)
+
+
+def blocked(
+    status: int,
+    rule_name: str,
+    custom: str | None,
+    cert_problem: str | None,
+    cert_name: str | None,
+    request_id: str,
+    as_html: bool,
+    keep_alive: bool,
+    body_allowed: bool,
+) -> bytes:
+    """A rule blocked the request. `cert_problem` when the rule reads the client certificate
+    and the certificate is missing or not good; `custom` is the rule's own response text."""
+    if status == 429:
+        title, message, hint = "Too many requests", "Slow down and try again in a while.", ""
+    elif cert_problem:
+        title = "A client certificate is required"
+        message = (
+            f"This Home Assistant only lets in devices holding a valid client "
+            f"certificate, and {cert_problem}."
+        )
+        hint = (
+            "Ask whoever runs it for a new certificate, install it, and reload."
+            if cert_name
+            else "Install your certificate on this device and reload."
+        )
+    else:
+        title, message, hint = "Blocked", f'This request was blocked by the rule "{rule_name}".', ""
+    if custom:
+        message, hint = custom, ""
+    return page(
+        status, title, message, request_id, as_html, keep_alive, hint, body_allowed, "blocked"
+    )
+
+
+def upstream_failed(status: int, request_id: str, as_html: bool) -> bytes:
+    """Home Assistant could not be reached (502) or did not answer in time (504): closes."""
+    title = (
+        "Home Assistant is not answering" if status == 504 else "Home Assistant cannot be reached"
+    )
+    return page(
+        status,
+        title,
+        "The gateway could not get an answer from Home Assistant. Try again in a moment.",
+        request_id,
+        as_html,
+        keep_alive=False,
+        kind="upstream",
+    )
+
+
+def wrong_host(
+    expected: str, got: str, request_id: str, as_html: bool, body_allowed: bool
+) -> bytes:
+    """421: the Host (or the TLS name) is not the one this gateway serves: closes."""
+    return page(
+        421,
+        "Wrong address",
+        f"This connection was made for {expected}, not {got}.",
+        request_id,
+        as_html,
+        keep_alive=False,
+        body_allowed=body_allowed,
+        kind="wrong-host",
+    )

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 
 from hagate.enrol.answer import is_gateway_path
-from hagate.gateway.http1 import RequestHead
 from hagate.gateway.identity import CertState
 from hagate.geoip import Location
+from hagate.http1.heads import RequestHead
 from hagate.rules.request import request_fields
 from hagate.rules.ruleset import Decision, RuleSet
 

@@ -18,14 +18,21 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from hagate.errors import HagateError
-from hagate.gateway.server import Gateway, Setup
-from hagate.state import StateDir
 from hagate.tunnel.frames import PROTOCOL_VERSION, FrameDecoder, FrameType, encode
 from hagate.tunnel.mux import Mux, Stream, keepalive, splice
 from hagate.tunnel.token import ConnectorToken, TokenError, read_claim
+from hagate.watch.status import Links
+
+if TYPE_CHECKING:
+    from hagate.watch.metrics import Metrics
+
+# Where the connector hands each tunnel stream: the gateway's accept, with the client's address.
+Accept = Callable[[socket.socket, tuple[str, int]], Coroutine[Any, Any, None]]
 
 # A heartbeat every 15 s finds a relay that hangs within 45 s; a dead network or host is
 # found sooner, by TCP itself (keepalive probes and a user timeout, in the kernel, at no CPU
@@ -106,15 +113,22 @@ class RelayAddress:
 
 
 class Connector:
+    """Keeps a connection to every relay and hands each stream to `accept`; says which relays
+    are up in `links` and counts in `metrics`."""
+
     def __init__(
         self,
-        gateway: Gateway,
+        accept: Accept,
         relays: list[RelayAddress],
         token: str,
         fingerprint: str | None = None,
         relay_ca: str | None = None,
+        links: Links | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        self.gateway = gateway
+        self.accept = accept
+        self.links = links if links is not None else Links()
+        self.metrics = metrics
         self.relay_ca = relay_ca
         self.relays = relays
         self.token = token.strip()
@@ -124,7 +138,7 @@ class Connector:
         self.source: tuple[str, int] | None = None  # the local address to dial out from
         self._tls: ssl.SSLContext | None = None
         for r in relays:
-            gateway.links.set(str(r), False)
+            self.links.set(str(r), False)
 
     def _context(self) -> ssl.SSLContext:
         """One TLS context for every session (loading the system's CA store each time a
@@ -142,8 +156,6 @@ class Connector:
         return ctx
 
     async def run(self) -> None:
-        # The CA validates the home's name through a relay: renew only while connected.
-        self.gateway.reachable = lambda: any(self.connected.values())
         await asyncio.gather(self._warn_expiry(), *(self._keep(relay) for relay in self.relays))
 
     async def _warn_expiry(self) -> None:
@@ -178,11 +190,11 @@ class Connector:
             except HagateError as e:
                 print(f"hagate connect: relay {relay} refused us: {e}", file=sys.stderr, flush=True)
             self.connected[str(relay)] = False
-            self.gateway.links.set(str(relay), False)
+            self.links.set(str(relay), False)
             if self.stopping:
                 return
-            if self.gateway.metrics is not None:
-                self.gateway.metrics.tunnel_reconnects.inc()
+            if self.metrics is not None:
+                self.metrics.tunnel_reconnects.inc()
             if time.monotonic() - started > 60:
                 delay = BACKOFF_MIN  # it had been working: start over
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
@@ -224,10 +236,10 @@ class Connector:
             raise
         mux = Mux(reader, writer, on_open=self._on_open)
         self.connected[str(relay)] = True
-        self.gateway.links.set(str(relay), True)
+        self.links.set(str(relay), True)
         print(f"hagate connect: connected to relay {relay}", file=sys.stderr, flush=True)
         heartbeat = asyncio.create_task(self._heartbeat(mux))
-        metrics = self.gateway.metrics
+        metrics = self.metrics
         if metrics is not None:
             metrics.tunnel_connections.inc()
         try:
@@ -263,83 +275,15 @@ class Connector:
     async def _on_open(self, stream: Stream) -> None:
         client = str(stream.meta.get("client", "0.0.0.0"))
         port = int(stream.meta.get("port", 0))
-        if self.gateway.metrics is not None:
-            self.gateway.metrics.tunnel_streams.inc()
+        if self.metrics is not None:
+            self.metrics.tunnel_streams.inc()
         ours, theirs = socket.socketpair()
         ours.setblocking(False)
         theirs.setblocking(False)
-        accept = asyncio.create_task(self.gateway.accept(theirs, (client, port)))
+        accept = asyncio.create_task(self.accept(theirs, (client, port)))
         reader, writer = await asyncio.open_connection(sock=ours, limit=65536)
         try:
             await splice(stream, reader, writer)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(accept, 5)
-
-
-def run_connect(
-    state: StateDir,
-    relays: list[RelayAddress],
-    token: str,
-    fingerprint: str | None,
-    log_format: str,
-    workers: int = 1,
-    relay_ca: str | None = None,
-) -> None:
-    """The home side: the gateway behind connectors, in `workers` processes.
-
-    Each worker keeps its own connection to every relay; a relay spreads new streams over
-    all of a hostname's connectors, so every worker (and core) takes its share.
-    """
-    from hagate.gateway import pidfile
-    from hagate.gateway.runner import load_setup
-
-    setup = load_setup(state)
-    # Plain errors now, before any worker, rather than a retry loop later.
-    token_claim(token)
-    if fingerprint is not None:
-        pinned_fingerprint(fingerprint)
-    pidfile.write(state)
-    try:
-        _run_workers(state, setup, relays, token, fingerprint, log_format, workers, relay_ca)
-    finally:
-        pidfile.remove(state)
-
-
-def _run_workers(
-    state: StateDir,
-    setup: Setup,
-    relays: list[RelayAddress],
-    token: str,
-    fingerprint: str | None,
-    log_format: str,
-    workers: int,
-    relay_ca: str | None = None,
-) -> None:
-    from hagate.eventloop import run_event_loop
-    from hagate.events.store import EVENTS_NAME
-    from hagate.events.store import connect as connect_events
-    from hagate.gateway.runner import fork_workers, prepare_admin, run_gateway
-
-    def work(_: int = 0) -> None:
-        async def feed(gateway: Gateway) -> None:
-            await Connector(gateway, relays, token, fingerprint, relay_ca).run()
-
-        run_event_loop(lambda: run_gateway(state, setup, log_format, feed, role="connect"))
-
-    admin = prepare_admin(state, setup.config)
-    if workers <= 1:
-        started = admin() if admin else None
-        try:
-            work()
-        finally:
-            if started is not None:
-                started.close()
-        return
-    connect_events(state / EVENTS_NAME).close()  # create the store once, before the workers
-
-    def after_fork() -> None:
-        if admin:
-            admin()  # in the supervising process, adding up the workers' metrics
-
-    fork_workers(workers, work, after_fork)

@@ -30,9 +30,7 @@ from hagate.acme.follow import FollowedContext
 from hagate.acme.store import AcmeFiles
 from hagate.clienthello import ClientHelloError, peek_client_hello
 from hagate.errors import HagateError
-from hagate.eventloop import bind, run_event_loop
-from hagate.memory import pin_mmap_threshold
-from hagate.state import StateDir, atomic_write
+from hagate.state import atomic_write
 from hagate.tunnel import token as tokens
 from hagate.tunnel.frames import PROTOCOL_VERSION, FrameDecoder, FrameError, FrameType, encode
 from hagate.tunnel.mux import Mux, keepalive, splice
@@ -366,64 +364,3 @@ class Relay:
                 with contextlib.suppress(OSError):
                     await loop.run_in_executor(None, atomic_write, self.rs.state / STATUS, data)
             await asyncio.sleep(1)
-
-
-def start_renewer(relay: Relay) -> asyncio.Task[None] | None:
-    """The relay renews its own control certificate when made with `relay init --acme`."""
-    from hagate.acme.renewal import Attempt, Outcome
-    from hagate.acme.renewer import Renewer
-
-    settings = relay.rs.acme
-    if settings is None or relay.acme is None:
-        return None
-
-    def say(text: str) -> None:
-        print(f"hagate relay: acme: {text}", file=sys.stderr, flush=True)
-
-    def report(attempt: Attempt) -> None:
-        say(attempt.message)
-        relay.counters["acme_renewed" if attempt.outcome is Outcome.RENEWED else "acme_errors"] += 1
-        if attempt.outcome is Outcome.RENEWED:
-            relay.tls.refresh()
-
-    return asyncio.create_task(
-        Renewer(relay.acme, settings, relay.rs.hostname, report, say=say).run()
-    )
-
-
-def run_relay(
-    state: StateDir, listen: tuple[str, int], admit: Any = None, limits: Limits | None = None
-) -> None:
-    rs = RelayState.load(state)
-    sock = bind(*listen)
-    pin_mmap_threshold()  # thousands of TLS connections: see hagate.memory
-    print(
-        f"hagate relay {rs.hostname} on {listen[0]}:{listen[1]}, "
-        + (
-            f"control certificate from {rs.acme.directory}"
-            if rs.acme
-            else f"fingerprint {rs.fingerprint()}"
-        ),
-        file=sys.stderr,
-        flush=True,
-    )
-    relay = Relay(rs, limits, admit=admit)
-
-    async def main() -> None:
-        import signal
-
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        task = asyncio.create_task(relay.serve(sock))
-        renewing = start_renewer(relay)
-        await stop.wait()
-        task.cancel()
-        if renewing is not None:
-            renewing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        sock.close()
-
-    run_event_loop(main)

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from hagate.gateway.http1 import forwarded_head, parse_request_head
+from hagate.http1.heads import forwarded_head, parse_request_head
 from hagate.watch.findings import Finding, Severity
 
 PROBE_PATH = "/auth/providers"

@@ -8,10 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hagate.gateway.http1 import (
+from hagate.http1.heads import (
     HeadError,
     _lines,
-    parse_chunk_size,
     parse_headers,
     parse_request_head,
     parse_response_head,
@@ -19,7 +18,7 @@ from hagate.gateway.http1 import (
     response_head_bytes_by_field,
     split_head,
 )
-from hagate.gateway.paths import (
+from hagate.http1.paths import (
     REDACTED,
     SECRET_PARAMETERS,
     PathError,
@@ -257,15 +256,6 @@ def test_head_parser_never_accepts_ambiguous_framing(pieces: list[bytes]) -> Non
     assert lower.count(b"content-length") <= 1 and lower.count(b"transfer-encoding") <= 1
     assert b"h2c" not in lower and b"\r\n " not in data and b" :" not in data
     assert h.chunked == (b"transfer-encoding" in lower)
-
-
-def test_chunk_size_lines() -> None:
-    assert parse_chunk_size(b"1a") == 26
-    assert parse_chunk_size(b"0") == 0
-    assert parse_chunk_size(b"5;name=value") == 5
-    for bad in (b"", b" 5", b"5 ", b"0x5", b"-1", b"g", b"1234567890abc"):
-        with pytest.raises(HeadError):
-            parse_chunk_size(bad)
 
 
 def test_response_heads() -> None:

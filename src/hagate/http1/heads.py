@@ -1,4 +1,4 @@
-"""HTTP/1.1 message heads and chunked bodies, as pure code over bytes.
+"""HTTP/1.1 message heads, as pure code over bytes (bodies are in bodies.py).
 
 Rules for requests (the gateway's security boundary):
   1. Every line ends in CRLF; a bare CR or LF anywhere in the head is refused.
@@ -24,7 +24,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from hagate.gateway.paths import PathError, Target, normalise_target
+from hagate.http1.paths import PathError, Target, normalise_target
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -434,27 +434,6 @@ def response_head_bytes_by_field(
         lines.append("Transfer-Encoding: chunked")
     lines.append(f"Connection: {'keep-alive' if keep_alive else 'close'}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-# -- chunked bodies -----------------------------------------------------------------------
-
-MAX_CHUNK_LINE = 4096
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,12})(?:;[\x21-\x7e\t ]*)?")
-
-
-def parse_chunk_size(line: bytes) -> int:
-    """The size from a chunk-size line (without its CRLF); extensions are ignored."""
-    m = _CHUNK_SIZE.fullmatch(line)
-    if not m:
-        raise HeadError(400, "malformed chunk size line")
-    return int(m.group(1), 16)
-
-
-def encode_chunk(data: bytes | bytearray) -> bytes:
-    return b"".join((b"%x\r\n" % len(data), data, b"\r\n"))
-
-
-LAST_CHUNK = b"0\r\n\r\n"
 
 
 # Forwarding headers a client may not set: the gateway sets them itself.

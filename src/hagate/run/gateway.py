@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import signal
 import socket
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -29,15 +27,20 @@ from hagate.errors import HagateError
 from hagate.eventloop import bind, run_event_loop
 from hagate.events.store import EVENTS_NAME, EventStore
 from hagate.events.store import connect as connect_events
+from hagate.gateway.connection import serve_connection
 from hagate.gateway.identity import Inventory
 from hagate.gateway.server import Gateway, Setup
 from hagate.gateway.tls import server_contexts
 from hagate.geoip import GeoIP
+from hagate.memory import AfterFlood
 from hagate.pki.authority import load_cert
 from hagate.rules.ruleset import ruleset_from_config
+from hagate.run import pidfile
+from hagate.run.workers import fork_workers
 from hagate.state import CA_CERT, INVENTORY_NAME, StateDir
 from hagate.watch.alerts import Alerter
 from hagate.watch.runtime import Watch
+from hagate.watch.status import Links
 
 if TYPE_CHECKING:
     from hagate.watch.admin import AdminServer
@@ -57,12 +60,13 @@ async def serve_socket(
 ) -> None:
     """Run one gateway on a listening socket until SIGTERM."""
     await run_gateway(
-        state, setup, log_format, lambda gateway: accept_loop(gateway, sock), ready, "serve"
+        state, setup, log_format, lambda gateway, _: accept_loop(gateway, sock), ready, "serve"
     )
     sock.close()
 
 
 def build_gateway(state: StateDir, setup: Setup, events: EventStore | None) -> Gateway:
+    """A gateway on this state directory's certificates, inventory and enrolments."""
     acme = AcmeFiles(state) if setup.config.acme is not None else None
     return Gateway(
         setup,
@@ -76,7 +80,10 @@ def build_gateway(state: StateDir, setup: Setup, events: EventStore | None) -> G
 
 
 def follow_acme(
-    gateway: Gateway, state: StateDir, renewing: list[asyncio.Task[None] | None]
+    gateway: Gateway,
+    state: StateDir,
+    renewing: list[asyncio.Task[None] | None],
+    reachable: Callable[[], bool],
 ) -> None:
     """After a reload that turned ACME on or off or changed it: the certificate source and
     the renewer follow the new config."""
@@ -85,11 +92,12 @@ def follow_acme(
     acme = AcmeFiles(state) if gateway.setup.config.acme is not None else None
     gateway.acme_files = acme
     gateway.contexts = server_contexts(state, acme.certificate_path if acme else None)
-    renewing[0] = start_renewer(gateway, state)
+    renewing[0] = start_renewer(gateway, reachable)
 
 
-def start_renewer(gateway: Gateway, state: StateDir) -> asyncio.Task[None] | None:
-    """The ACME renewer of this process, when `tls.acme` is configured."""
+def start_renewer(gateway: Gateway, reachable: Callable[[], bool]) -> asyncio.Task[None] | None:
+    """The ACME renewer of this process, when `tls.acme` is configured; it renews only while
+    the CA can reach the gateway (`reachable`: behind a connector, while a relay is up)."""
     settings = gateway.setup.config.acme
     if settings is None or gateway.acme_files is None:
         return None
@@ -113,30 +121,33 @@ def start_renewer(gateway: Gateway, state: StateDir) -> asyncio.Task[None] | Non
         settings,
         hostname,
         report,
-        reachable=lambda: gateway.reachable(),
+        reachable=reachable,
         say=say,
     )
     return asyncio.create_task(renewer.run())
 
 
-def start_watch(state: StateDir, gateway: Gateway, events: EventStore, role: str) -> Watch:
+def start_watch(
+    state: StateDir, gateway: Gateway, events: EventStore, role: str, links: Links
+) -> Watch:
     """Metrics (when an admin listener runs), alerts (when configured) and the status file."""
     from hagate.watch.metrics import ENV
 
     cfg = gateway.setup.config
+    recorder = gateway.recorder
     if ENV in os.environ and cfg.admin is not None:
         from hagate.watch.metrics import Metrics
 
-        gateway.metrics = Metrics()
-    gateway.alerts = start_alerts(state, cfg)
+        recorder.metrics = Metrics()
+    recorder.alerts = start_alerts(state, cfg)
     return Watch(
         state,
         role,
         cfg.hostname,
-        gateway.links,
+        links,
         events,
-        gateway.metrics,
-        gateway.alerts,
+        recorder.metrics,
+        recorder.alerts,
         cfg.alerts.cut_off_after if cfg.alerts else 300.0,
     )
 
@@ -153,16 +164,21 @@ async def run_gateway(
     state: StateDir,
     setup: Setup,
     log_format: str,
-    feed: Callable[[Gateway], Any],
+    feed: Callable[[Gateway, Links], Any],
     ready: Callable[[], None] | None = None,
     role: str = "serve",
 ) -> None:
-    """Run a gateway fed by `feed` (an accept loop, or a connector) until SIGTERM."""
+    """Run a gateway fed by `feed` (an accept loop, or a connector that says in `links` which
+    relays are up) until SIGTERM."""
     loop = asyncio.get_running_loop()
     # The event store's writer process also writes the log line of each request.
     events = EventStore(state / EVENTS_NAME, setup.config.retention_days, log_format=log_format)
     gateway = build_gateway(state, setup, events.start())
-    watch = start_watch(state, gateway, events, role)
+    links = Links()
+    # The CA validates the name through the front: behind relays, only while one is up.
+    reachable = links.any_up if role == "connect" else (lambda: True)
+    gateway.on_close = AfterFlood()
+    watch = start_watch(state, gateway, events, role, links)
     watching = asyncio.create_task(watch.run())
     stop = asyncio.Event()
 
@@ -174,11 +190,11 @@ async def run_gateway(
             gateway.setup = load_setup(state)
             after = gateway.setup.config
             if (before.acme, before.hostname) != (after.acme, after.hostname):
-                follow_acme(gateway, state, renewing)
+                follow_acme(gateway, state, renewing, reachable)
             if (before.alerts, before.hostname) != (after.alerts, after.hostname):
-                if gateway.alerts is not None:
-                    gateway.alerts.close()
-                gateway.alerts = watch.alerts = start_alerts(state, after)
+                if gateway.recorder.alerts is not None:
+                    gateway.recorder.alerts.close()
+                gateway.recorder.alerts = watch.alerts = start_alerts(state, after)
             print(
                 f"hagate: config reloaded ({len(gateway.setup.ruleset.rules)} rules)",
                 file=sys.stderr,
@@ -194,8 +210,8 @@ async def run_gateway(
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload)
-    accepting = asyncio.create_task(feed(gateway))
-    renewing[0] = start_renewer(gateway, state)
+    accepting = asyncio.create_task(feed(gateway, links))
+    renewing[0] = start_renewer(gateway, reachable)
     if ready:
         ready()
     try:
@@ -228,68 +244,14 @@ async def accept_loop(gateway: Gateway, sock: socket.socket) -> None:
             await asyncio.sleep(0.05)  # out of file descriptors, say: back off, keep serving
             continue
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        task = asyncio.create_task(gateway.accept(conn, peer))
+        task = asyncio.create_task(serve_connection(gateway, conn, peer))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
-
-
-def _child(work: Callable[[], None]) -> int:
-    try:
-        work()
-    except BaseException:
-        traceback.print_exc()  # a worker's crash must be visible, not just its exit code
-        return 1
-    return 0
-
-
-def fork_workers(
-    count: int, work: Callable[[int], None], after_fork: Callable[[], None] | None = None
-) -> None:
-    """Run `work(i)` in `count` forked processes and supervise them.
-
-    SIGTERM, SIGINT and SIGHUP are passed on to every worker; the parent returns when all
-    have exited, and exits non-zero (naming the worker) if any failed.
-    """
-    children: list[int] = []
-    for i in range(count):
-        pid = os.fork()
-        if pid == 0:
-            os._exit(_child(functools.partial(work, i)))
-        children.append(pid)
-    if after_fork is not None:
-        after_fork()
-
-    def forward(signum: int, _frame: Any) -> None:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
-    status = 0
-    for pid in children:
-        while True:
-            try:
-                _, code = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-        from hagate.watch.metrics import process_gone
-
-        process_gone(pid)
-        exit_code = os.waitstatus_to_exitcode(code)
-        if exit_code:
-            print(f"hagate: worker {pid} exited with {exit_code}", file=sys.stderr, flush=True)
-        status = status or exit_code
-    if status:
-        sys.exit(status)
 
 
 def serve(state: StateDir, listen: str | None, workers: int, log_format: str) -> None:
     """`hagate serve`: the gateway on its own listener; its pid is in the state directory
     while it runs (so `hagate rules preset add` can tell it to reload)."""
-    from hagate.gateway import pidfile
-
     pidfile.write(state)
     try:
         _serve(state, listen, workers, log_format)

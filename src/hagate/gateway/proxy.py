@@ -1,0 +1,309 @@
+"""The forward of one allowed request to Home Assistant, and its response back.
+
+Rules of this module:
+  1. What the rules matched is what is forwarded: the normalised target, the client's Host,
+     and X-Forwarded-* built here (whatever the client sent is replaced).
+  2. Bodies stream in both directions in pieces of at most `CHUNK` bytes, with backpressure
+     (drain) on every write, framed by hagate.http1.bodies: memory per connection is bounded,
+     and a framing error is blamed on the side that sent it.
+  3. The client's body may pause at most `body_timeout` between reads. Home Assistant has
+     `response_timeout` for its response head, counted from the end of the request body.
+  4. Failures are raised to request.py, which answers or cuts: UpstreamError (nothing was
+     sent to the client yet), UpstreamBodyError and ClientBodyError (ex.answered says whether
+     a response head went out), ConnectionError (the client is gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from typing import TYPE_CHECKING
+
+from hagate.gateway.channel import Channel, LimitOverrun
+from hagate.gateway.pages import reason_phrase
+from hagate.gateway.record import Exchange
+from hagate.gateway.upstream import RESPONSE_HEAD_LIMIT, UpstreamError
+from hagate.http1.bodies import (
+    LAST_CHUNK,
+    ClientBodyError,
+    encode_chunk,
+    request_body_reader,
+    response_body_reader,
+)
+from hagate.http1.heads import (
+    HeadError,
+    RequestHead,
+    ResponseHead,
+    forwarded_head,
+    parse_response_head,
+    response_head_bytes,
+)
+from hagate.http1.state import ConnState, after_exchange
+
+if TYPE_CHECKING:
+    from hagate.gateway.server import Gateway
+
+CHUNK = 65536
+_NO_BODY_STATUS = {204, 304}
+
+
+async def forward(gw: Gateway, head: RequestHead, client: Channel, ex: Exchange) -> bool:
+    """Forward `head` (and its body) to Home Assistant and its response to the client;
+    whether the client connection carries another request."""
+    settings = gw.setup.config.gateway
+    upstream_head = forwarded_head(head, ex.client_ip, gw.setup.config.hostname)
+    attempts = 1 if head.has_body else 2  # a stale pooled connection gets one retry
+    pump: asyncio.Task[None] | None = None
+    for attempt in range(attempts):
+        pooled = gw.pool.pooled() if attempt == 0 else None
+        reused = pooled is not None
+        up = pooled if pooled is not None else await gw.pool.connect()
+        sent_at = time.monotonic()
+        try:
+            up.write(upstream_head)
+            if head.has_body:
+                pump = asyncio.create_task(_pump_body(gw, head, client, up, ex))
+                rhead_bytes, rhead = await _response_head_after_body(
+                    up, client, pump, settings.response_timeout
+                )
+            else:
+                rhead_bytes, rhead = await _response_head(
+                    up, client, up.deadline(settings.response_timeout)
+                )
+        except (ConnectionError, asyncio.IncompleteReadError) as e:
+            up.close()
+            failed = _body_error(pump)
+            if failed is not None:
+                raise failed from None  # the client's body broke off, broke a limit or stalled
+            if reused and attempt + 1 < attempts:
+                continue
+            why = str(e) or "connection closed"
+            raise UpstreamError(502, f"Home Assistant closed the connection ({why})") from None
+        except TimeoutError:
+            up.close()
+            raise UpstreamError(504, "Home Assistant did not answer in time") from None
+        except LimitOverrun:
+            up.close()
+            raise UpstreamError(502, "the response head from upstream is too large") from None
+        except HeadError as e:
+            up.close()
+            raise UpstreamError(502, e.reason) from None
+        except BaseException:
+            up.close()
+            raise
+        break
+    metrics = gw.metrics
+    if metrics is not None:
+        metrics.upstream_latency.observe(time.monotonic() - sent_at)
+    ex.status = rhead.status
+    if rhead.status == 101:
+        if not head.websocket:
+            up.close()
+            raise UpstreamError(502, "Home Assistant switched protocols unasked")
+        client.write(rhead_bytes)
+        ex.answered = True
+        await client.drain()
+        await _pipe(gw, client, up, ex)
+        return False
+    try:
+        upstream_done, keep_client = await _respond(gw, head, rhead, up, client, ex)
+    except BaseException:
+        up.close()
+        if pump is not None:
+            pump.cancel()
+        raise
+    body_done = True
+    if pump is not None:
+        if not pump.done():
+            # The response finished before the request body was read: close both ends.
+            pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pump
+        body_done = not pump.cancelled() and pump.exception() is None
+    # An upgrade that was not answered 101 leaves Home Assistant reading whatever follows
+    # as a new request (aiohttp does): that connection carries nothing more.
+    upstream = after_exchange(
+        request_keep_alive=True,
+        response_keep_alive=rhead.keep_alive,
+        request_body_done=body_done,
+        response_body_done=upstream_done,
+        upgraded=head.websocket,
+    )
+    if upstream is ConnState.IDLE:
+        gw.pool.release(up)
+    else:
+        up.close()
+    return (
+        after_exchange(
+            request_keep_alive=head.keep_alive,
+            response_keep_alive=keep_client,
+            request_body_done=body_done,
+            closing=gw.closing,
+        )
+        is ConnState.IDLE
+    )
+
+
+async def _response_head(
+    up: Channel, client: Channel, deadline: float | None
+) -> tuple[bytes, ResponseHead]:
+    """Home Assistant's final response head; 1xx heads go straight to the client."""
+    while True:
+        raw = await up.readuntil(b"\r\n\r\n", RESPONSE_HEAD_LIMIT, deadline)
+        rhead = parse_response_head(raw)
+        if 100 <= rhead.status < 200 and rhead.status != 101:
+            client.write(raw)  # 100 Continue and friends
+            await client.drain()
+            continue
+        return raw, rhead
+
+
+async def _response_head_after_body(
+    up: Channel, client: Channel, pump: asyncio.Task[None], timeout: float
+) -> tuple[bytes, ResponseHead]:
+    """The response head of a request with a body: Home Assistant may answer at any time
+    (early, as to a refused upload), but its `timeout` counts only once the body is sent."""
+    reading = asyncio.create_task(_response_head(up, client, None))
+    try:
+        await asyncio.wait((reading, pump), return_when=asyncio.FIRST_COMPLETED)
+        if not reading.done():
+            failed = pump.exception()
+            if failed is not None:
+                raise failed
+            async with asyncio.timeout(timeout):
+                await asyncio.wait((reading,))
+        return reading.result()
+    finally:
+        if not reading.done():
+            reading.cancel()
+            with contextlib.suppress(BaseException):
+                await reading
+
+
+async def _pump_body(
+    gw: Gateway, head: RequestHead, client: Channel, up: Channel, ex: Exchange
+) -> None:
+    """The client's request body to Home Assistant, as it arrives."""
+    settings = gw.setup.config.gateway
+    reader = request_body_reader(head.content_length, head.chunked, settings.max_body_bytes)
+    timeout = settings.body_timeout
+    chunked = head.chunked
+    try:
+        while True:
+            try:
+                piece = await client.read_body(reader, CHUNK, client.deadline(timeout))
+            except TimeoutError:
+                raise ClientBodyError(
+                    408, f"the request body stalled (nothing for {timeout:g} s)"
+                ) from None
+            if not piece:
+                break
+            ex.bytes_in += len(piece)
+            up.write(encode_chunk(piece) if chunked else piece)
+            await up.drain()
+        if chunked:
+            up.write(LAST_CHUNK)
+            await up.drain()
+    except ClientBodyError:
+        up.close()  # Home Assistant sees the request cut short and answers nothing
+        raise
+
+
+async def _respond(
+    gw: Gateway,
+    head: RequestHead,
+    rhead: ResponseHead,
+    up: Channel,
+    client: Channel,
+    ex: Exchange,
+) -> tuple[bool, bool]:
+    """Send the response; returns (upstream body read to its end, client keep-alive)."""
+    no_body = head.method == "HEAD" or rhead.status in _NO_BODY_STATUS
+    keep_client = head.keep_alive and not gw.closing
+    close_delimited = not no_body and not rhead.chunked and rhead.content_length is None
+    rechunk = not no_body and (rhead.chunked or close_delimited) and head.version == "HTTP/1.1"
+    if not rechunk and not no_body and rhead.content_length is None:
+        keep_client = False  # HTTP/1.0 client, unknown length: the end is the close
+    out = response_head_bytes(
+        rhead,
+        rhead.reason or reason_phrase(rhead.status),
+        keep_client,
+        rechunk,
+        drop_length=not no_body and rhead.content_length is None,
+    )
+    if no_body:
+        client.write(out)
+        ex.answered = True
+        await client.drain()
+        return True, keep_client
+    reader = response_body_reader(rhead.content_length, rhead.chunked)
+    if rhead.content_length:
+        # The head waits for the first piece of the body, so both leave in one write and one
+        # TLS record (servers sending a file write them apart). Nothing has reached the client
+        # yet: an upstream that stops here still gets a 502 or 504.
+        timeout = gw.setup.config.gateway.response_timeout
+        try:
+            data = up.take_body(reader, CHUNK)
+            if data is None:
+                data = await up.read_body(reader, CHUNK, up.deadline(timeout))
+        except TimeoutError:
+            raise UpstreamError(504, "Home Assistant did not send the body in time") from None
+        ex.bytes_out += len(data)
+        out += data
+    client.write(out)
+    ex.answered = True
+    write = client.write
+    while True:
+        piece = up.take_body(reader, CHUNK)  # no coroutine when the bytes are here
+        if piece is None:
+            await client.drain()
+            piece = await up.read_body(reader, CHUNK)
+        if not piece:
+            break
+        ex.bytes_out += len(piece)
+        write(encode_chunk(piece) if rechunk else piece)
+    if rechunk:
+        write(LAST_CHUNK)
+    await client.drain()
+    return not close_delimited, keep_client
+
+
+async def _pipe(gw: Gateway, client: Channel, up: Channel, ex: Exchange) -> None:
+    """After a 101: bytes both ways until either side closes."""
+
+    async def copy(src: Channel, dst: Channel, inbound: bool) -> None:
+        try:
+            while data := await src.read(CHUNK):
+                if inbound:
+                    ex.bytes_in += len(data)
+                else:
+                    ex.bytes_out += len(data)
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+
+    tasks = [
+        asyncio.create_task(copy(client, up, True)),
+        asyncio.create_task(copy(up, client, False)),
+    ]
+    metrics = gw.metrics
+    if metrics is not None:
+        metrics.websockets.inc()
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        up.close()
+        if metrics is not None:
+            metrics.websockets.dec()
+
+
+def _body_error(task: asyncio.Task[None] | None) -> ClientBodyError | None:
+    if task is None or not task.done() or task.cancelled():
+        return None
+    exc = task.exception()
+    return exc if isinstance(exc, ClientBodyError) else None

@@ -1,0 +1,297 @@
+"""One request: its head parsed and judged, then answered by the gateway or forwarded.
+
+Rules of this module:
+  1. Every request on a connection is parsed, vetted and judged on its own; nothing about an
+     earlier request (its rule result, its path) carries over to the next.
+  2. A refused request never reaches Home Assistant. A refused request with a body closes the
+     connection, so no unread body can be taken for the next request; so does a request
+     blocked for want of a valid certificate.
+  3. Each request makes exactly one event (record.py), also when the client is gone.
+  4. Once a response head has gone to the client, nothing else is written on the connection:
+     a failure after that cuts it (no close_notify, so the client knows the body is short).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import ssl
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hagate.enrol import answer as enrol_answer
+from hagate.enrol import pages as enrol_pages
+from hagate.gateway import pages
+from hagate.gateway.channel import Channel
+from hagate.gateway.identity import NO_CERT, CertState, ClientCertificate
+from hagate.gateway.proxy import forward
+from hagate.gateway.record import Exchange, new_request_id
+from hagate.gateway.upstream import UpstreamError
+from hagate.gateway.verdict import Outcome, judge
+from hagate.geoip import Location
+from hagate.http1.bodies import ClientBodyError, UpstreamBodyError
+from hagate.http1.heads import HeadError, RequestHead, parse_request_head
+from hagate.http1.state import ConnState, after_exchange
+from hagate.rules.ruleset import Decision
+
+if TYPE_CHECKING:
+    from hagate.gateway.server import Gateway
+
+USE_RECORD_EVERY = 3600.0  # a certificate's last use goes on record at most this often
+
+
+@dataclass(slots=True)
+class Conn:
+    """What the gateway knows of a client connection once TLS is up (worked out once)."""
+
+    client_ip: str
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    sni: str | None
+    cert: ClientCertificate | None
+    location: Location
+    port: int
+
+
+async def serve_request(gw: Gateway, conn: Conn, client: Channel, head_bytes: bytes) -> bool:
+    """Serve the request whose head is `head_bytes`; whether the connection carries more."""
+    setup = gw.setup
+    settings = setup.config.gateway
+    ex = Exchange(new_request_id(), conn.client_ip, location=conn.location)
+    try:
+        head = parse_request_head(head_bytes, settings.max_headers)
+    except HeadError as e:
+        await refuse(gw, client, conn, ex, e.status, e.reason)
+        return False
+    ex.method, ex.path, ex.host = head.method, head.target.loggable, head.host
+    ex.user_agent = head.get("user-agent") or ""
+    wants_html = "text/html" in (head.get("accept") or "")
+    cert = conn.cert.state(gw.inventory) if conn.cert else NO_CERT
+
+    verdict = judge(
+        head,
+        conn.sni,
+        setup.config.hostname,
+        settings.max_body_bytes,
+        setup.ruleset,
+        conn.ip,
+        conn.port,
+        conn.location,
+        cert,
+    )
+    outcome = verdict.outcome
+    if outcome is Outcome.WRONG_HOST:
+        ex.status, ex.action, ex.reason = 421, "refused", verdict.reason
+        write_page(
+            client,
+            ex,
+            pages.wrong_host(
+                setup.config.hostname,
+                head.host_name,
+                ex.request_id,
+                wants_html,
+                head.method != "HEAD",
+            ),
+        )
+        gw.recorder.observe(ex, conn.sni, cert)  # before the drain: a client gone keeps its row
+        await client.drain()
+        return False
+    if outcome is Outcome.GATEWAY_PATH:
+        return await _gateway_path(gw, client, conn, ex, head, cert)
+    if outcome is Outcome.TOO_LARGE:
+        await refuse(gw, client, conn, ex, 413, verdict.reason, wants_html)
+        return False
+    if cert.verified and cert.sha256 is not None:
+        used = gw.used_at.get(cert.sha256)
+        if used is None or ex.started - used > USE_RECORD_EVERY:
+            gw.used_at[cert.sha256] = ex.started
+            _record_use(gw, cert.sha256, ex)
+    decision = verdict.decision
+    assert decision is not None
+    if decision.logged:
+        ex.rule = "; ".join(r.description or f"#{r.number}" for r in decision.logged)
+    if decision.blocked:
+        keep = after_exchange(
+            request_keep_alive=head.keep_alive,
+            response_keep_alive=cert.verified,  # no valid certificate: nothing more to say
+            request_body_done=not head.has_body and not head.expect_continue,
+        )
+        try:
+            await _block(client, ex, head, decision, cert, wants_html, keep is ConnState.IDLE)
+        finally:  # a blocked request keeps its row, even when the client is already gone
+            gw.recorder.observe(ex, conn.sni, cert)
+        return keep is ConnState.IDLE
+    if decision.rule is not None:
+        ex.rule = decision.rule.description or f"#{decision.rule.number}"
+        ex.action = "skip"
+    return await _forward(gw, client, conn, ex, head, cert, wants_html)
+
+
+async def _forward(
+    gw: Gateway,
+    client: Channel,
+    conn: Conn,
+    ex: Exchange,
+    head: RequestHead,
+    cert: CertState,
+    wants_html: bool,
+) -> bool:
+    """Proxy an allowed request to Home Assistant; its failures become pages or cuts, and
+    each its row."""
+    keep = False
+    try:
+        keep = await forward(gw, head, client, ex)
+    except (UpstreamError, UpstreamBodyError) as e:
+        # Home Assistant's fault, never the client's: a page while nothing was sent yet.
+        ex.action, ex.reason = "upstream_error", e.reason
+        if ex.answered:
+            ex.reason = f"{e.reason}; the response had begun, the client connection was cut"
+            client.cut()
+        else:
+            ex.status = e.status
+            with contextlib.suppress(Exception):
+                write_page(client, ex, pages.upstream_failed(e.status, ex.request_id, wants_html))
+                await client.drain()
+    except ClientBodyError as e:
+        # The client's body broke off, broke a limit or stalled. Home Assistant already had
+        # the head (bodies stream): the row keeps the rule's action, and says what was cut.
+        if ex.answered:
+            ex.reason = f"{e.reason}; the response had begun, both connections were closed"
+            client.cut()
+        else:
+            ex.status = e.status
+            ex.reason = f"{e.reason}; Home Assistant had the head, its connection was closed"
+            with contextlib.suppress(Exception):
+                write_page(client, ex, pages.refused(e.status, e.reason, ex.request_id, wants_html))
+                await client.drain()
+    except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as e:
+        # The client went away: the request still gets its row, with what was sent.
+        ex.reason = f"cut short: {str(e) or type(e).__name__}"
+    except asyncio.CancelledError:
+        # The gateway stopped past its drain deadline (a websocket open for hours, say):
+        # the row is written now, or it would never be.
+        ex.reason = "cut short: the gateway stopped"
+        gw.recorder.observe(ex, conn.sni, cert)
+        raise
+    gw.recorder.observe(ex, conn.sni, cert)
+    return keep and not gw.closing
+
+
+async def _block(
+    client: Channel,
+    ex: Exchange,
+    head: RequestHead,
+    decision: Decision,
+    cert: CertState,
+    wants_html: bool,
+    keep: bool,
+) -> None:
+    rule = decision.rule
+    assert rule is not None
+    ex.status, ex.action = decision.status, "block"
+    ex.rule = rule.description or f"#{rule.number}"
+    mentions_cert = "cf.tls_client_auth" in rule.expression
+    problem = cert.problem if mentions_cert else None
+    ex.reason = problem
+    write_page(
+        client,
+        ex,
+        pages.blocked(
+            decision.status,
+            ex.rule,
+            rule.response,
+            problem,
+            cert.name,
+            ex.request_id,
+            wants_html,
+            keep,
+            head.method != "HEAD",
+        ),
+    )
+    await client.drain()
+
+
+async def _gateway_path(
+    gw: Gateway, client: Channel, conn: Conn, ex: Exchange, head: RequestHead, cert: CertState
+) -> bool:
+    """`/.hagate/...`: the enrolment link, or a 404; never forwarded, whatever the rules."""
+    target = head.target
+    r = enrol_answer.route(head.method, target.path, target.as_sent, target.query)
+    ex.path = enrol_answer.loggable(target.path)  # a token is a secret: never in a log
+    ex.action = "enrol"
+    if gw.enrolments is None:
+        reply = enrol_answer.Reply(
+            404, "text/html; charset=utf-8", enrol_pages.not_found(), "no enrolment here"
+        )
+    else:
+        reply = await asyncio.to_thread(
+            gw.enrolments.reply, r, ex.user_agent, ex.client_ip, head.method == "HEAD"
+        )
+    ex.status, ex.reason = reply.status, reply.reason
+    keep = after_exchange(
+        request_keep_alive=head.keep_alive,
+        response_keep_alive=True,
+        request_body_done=not head.has_body and not head.expect_continue,
+    )
+    headers: tuple[tuple[str, str], ...] = ()
+    if reply.filename:
+        headers = (("Content-Disposition", f'attachment; filename="{reply.filename}"'),)
+    write_page(
+        client,
+        ex,
+        pages.response(
+            reply.status,
+            reply.content_type,
+            reply.body,
+            ex.request_id,
+            keep is ConnState.IDLE,
+            "enrol",
+            headers,
+            body_allowed=head.method != "HEAD",
+        ),
+    )
+    gw.recorder.observe(ex, conn.sni, cert)
+    await client.drain()
+    return keep is ConnState.IDLE
+
+
+def _record_use(gw: Gateway, sha256: str, ex: Exchange) -> None:
+    """Put a certificate's first use on record, and later ones as the record's time
+    (off the event loop; `hagate audit` reads it for certificates unused for months)."""
+    if gw.enrolments is None:
+        return
+    loc = ex.location
+    facts = {
+        "time": time.time(),
+        "ip": ex.client_ip,
+        "asn": loc.asn if loc else None,
+        "country": loc.country if loc else None,
+        "user_agent": ex.user_agent,
+    }
+    store = gw.enrolments.store
+    asyncio.get_running_loop().run_in_executor(None, store.record_use, sha256, facts)
+
+
+async def refuse(
+    gw: Gateway,
+    client: Channel,
+    conn: Conn,
+    ex: Exchange,
+    status: int,
+    reason: str,
+    as_html: bool = False,
+) -> None:
+    """Refuse a request before the rules with a page, and close."""
+    ex.status, ex.action, ex.reason = status, "refused", reason
+    with contextlib.suppress(Exception):
+        write_page(client, ex, pages.refused(status, reason, ex.request_id, as_html))
+        await asyncio.wait_for(client.drain(), 5)
+    gw.recorder.observe(ex, conn.sni, NO_CERT)
+
+
+def write_page(client: Channel, ex: Exchange, response: bytes) -> None:
+    """Send one of the gateway's own pages; its body counts as the bytes sent."""
+    client.write(response)
+    ex.answered = True
+    ex.bytes_out += len(response) - response.find(b"\r\n\r\n") - 4
