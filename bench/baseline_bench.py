@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -135,6 +137,26 @@ class Build:
         per = 1e6 / os.sysconf("SC_CLK_TCK") / KEEPALIVE_REQUESTS
         self.note("serve CPU µs/request", (u1 - u0 + k1 - k0) * per)
 
+    def wait_home(self, port: int) -> None:
+        """Until a request reaches the home through the relay (its connector is connected)."""
+        ctx = ssl.create_default_context(cafile=str(self.home / "ca.crt"))
+        ctx.load_cert_chain(self.crt, self.key)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with (
+                    socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+                    ctx.wrap_socket(raw, server_hostname="ha.test") as tls,
+                ):
+                    tls.sendall(b"GET /small.txt HTTP/1.1\r\nHost: ha.test\r\n\r\n")
+                    if tls.recv(100).startswith(b"HTTP/1.1 200"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{self.name}: the home never came up behind the relay")
+            time.sleep(0.2)
+
     def relay_chain(self) -> None:
         port = free_port()
         with self.process(
@@ -147,15 +169,8 @@ class Build:
                 "--token", self.token, "--relay-fingerprint", self.fingerprint, "--workers", "1",
             ):  # fmt: skip
                 url = f"https://ha.test:{port}/small.txt"
-                deadline = time.monotonic() + 20
-                while True:  # until the connector has registered with the relay
-                    try:
-                        ab(url, 100, 4, True, self.pem)
-                        break
-                    except SystemExit:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.2)
+                print(f"{self.name}: relay chain on {port}", flush=True)
+                self.wait_home(port)
                 ab(url, 2000, 8, True, self.pem)  # warm-up
                 load = ab(url, KEEPALIVE_REQUESTS, CONCURRENCY, True, self.pem, time_limit=None)
                 assert not load.failed, f"{self.name}: {load.failed} failed requests"

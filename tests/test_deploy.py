@@ -50,3 +50,69 @@ def test_verify_catches_a_broken_unit(tmp_path: Path) -> None:
     )
     out = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True)
     assert "not executable" in out.stdout + out.stderr
+
+
+def unit_command(unit: str, hagate: Path) -> tuple[list[str], dict[str, str]]:
+    """The ExecStart command line of a shipped unit (hagate where it is here), and the
+    variables its Environment= lines set."""
+    import shlex
+
+    text = (DEPLOY / unit).read_text().replace("/opt/hagate/bin/hagate", str(hagate))
+    env: dict[str, str] = {}
+    command: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("Environment="):
+            name, _, value = line.removeprefix("Environment=").partition("=")
+            env[name] = value
+        elif line.startswith("ExecStart="):
+            command = shlex.split(line.removeprefix("ExecStart="))
+    return command, env
+
+
+def test_the_connect_unit_reaches_a_relay_with_hagates_own_certificate(tmp_path: Path) -> None:
+    """The connect unit's own command line, with the variables its environment file is
+    documented to hold, connects to a real relay pinned by fingerprint; without the
+    fingerprint it says what to pass, in one line per attempt."""
+    import os
+    import time
+
+    from tests.gateway.harness import make_gateway
+    from tests.tunnel.harness import Relay
+
+    relay = Relay.create(tmp_path)
+    relay.start()
+    home = make_gateway(tmp_path / "home")
+    hagate = Path(sys.executable).parent / "hagate"
+    command, unit_env = unit_command("hagate-connect.service", hagate)
+    command = [a.replace("relay.example.com:443", relay.address) for a in command]
+    env = {
+        **os.environ,
+        **unit_env,
+        "HAGATE_STATE_DIR": str(home.state),
+        "HAGATE_TOKEN": relay.token(),
+        "HAGATE_RELAY_FINGERPRINT": relay.fingerprint,
+    }
+    err = tmp_path / "connect.err"
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err.open("wb"))
+    try:
+        deadline = time.monotonic() + 20
+        while "connected to relay" not in err.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    del env["HAGATE_RELAY_FINGERPRINT"]
+    err2 = tmp_path / "connect2.err"
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err2.open("wb"))
+    try:
+        deadline = time.monotonic() + 20
+        while "pass --relay-fingerprint (printed by `hagate relay init`)" not in err2.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, err2.read_text()
+            time.sleep(0.2)
+        assert "Traceback" not in err2.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        relay.stop()
+        home.upstream.close()

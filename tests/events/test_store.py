@@ -312,7 +312,7 @@ def test_the_typed_event_is_the_table_column_for_column(tmp_path: Path) -> None:
     assert list(Event._fields) == table == list(COLUMNS)
     store = EventStore(tmp_path / "events.sqlite3")
     store.start()
-    fields = {name: f"v-{name}" for name in Event._fields}
+    fields: dict[str, object] = {name: f"v-{name}" for name in Event._fields}
     fields.update(time=1e9, asn=64500, status=403, bytes_in=1, bytes_out=2, duration_ms=3.5)
     store.record(Event(**fields))  # type: ignore[arg-type]
     store.close()

@@ -159,6 +159,7 @@ def relay_status(ctx: Context) -> None:
     """Connectors, streams and drop counters of the running relay."""
     import time
 
+    from hagate.run.relay import liveness
     from hagate.tunnel.relaystate import STATUS
 
     try:
@@ -168,9 +169,7 @@ def relay_status(ctx: Context) -> None:
             f"no relay status in {ctx.state.path}: is hagate relay run running?"
         ) from None
     age = time.time() - data["time"]
-    click.echo(
-        f"relay {data['hostname']} (status {age:.0f}s old{'; not running?' if age > 5 else ''})"
-    )
+    click.echo(f"relay {data['hostname']}: {liveness(ctx.state, age)}")
     click.echo(f"active client streams: {data['active_streams']}")
     for c in data["connectors"]:
         expires = c.get("expires")

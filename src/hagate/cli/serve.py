@@ -49,13 +49,20 @@ def serve(ctx: Context, listen: str | None, workers: int, log_format: str) -> No
 @click.option(
     "--token", required=True, envvar="HAGATE_TOKEN", help="Connector token (or $HAGATE_TOKEN)."
 )
-@click.option("--relay-fingerprint", default=None, help="Pin the relay's certificate by SHA-256.")
+@click.option(
+    "--relay-fingerprint",
+    default=None,
+    envvar="HAGATE_RELAY_FINGERPRINT",
+    help="Pin the relay's certificate by the SHA-256 `hagate relay init` printed "
+    "(or $HAGATE_RELAY_FINGERPRINT).",
+)
 @click.option(
     "--relay-ca",
     type=click.Path(dir_okay=False, exists=True, resolve_path=True),
     default=None,
+    envvar="HAGATE_RELAY_CA",
     help="Verify the relay's certificate against this CA file instead of the system's "
-    "(a relay with a certificate from a private ACME CA).",
+    "(a relay with a certificate from a private ACME CA; or $HAGATE_RELAY_CA).",
 )
 @click.option(
     "--workers",

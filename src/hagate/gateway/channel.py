@@ -271,6 +271,12 @@ class Channel(asyncio.Protocol):
         if self.transport is not None and not self.lost:
             self.transport.write(data)
 
+    @property
+    def drained(self) -> bool:
+        """Nothing to wait for before writing more: `drain` would return at once. Saves the
+        coroutine on the hot path: `if not ch.drained: await ch.drain()`."""
+        return not (self._write_paused or self.lost)
+
     async def drain(self) -> None:
         if self.lost:
             raise ConnectionResetError("connection lost")

@@ -94,7 +94,7 @@ async def forward(gw: Gateway, head: RequestHead, client: Channel, ex: Exchange)
             up.close()
             raise
         break
-    metrics = gw.metrics
+    metrics = gw.recorder.metrics
     if metrics is not None:
         metrics.upstream_latency.observe(time.monotonic() - sent_at)
     ex.status = rhead.status
@@ -236,7 +236,8 @@ async def _respond(
     if no_body:
         client.write(out)
         ex.answered = True
-        await client.drain()
+        if not client.drained:
+            await client.drain()
         return True, keep_client
     reader = response_body_reader(rhead.content_length, rhead.chunked)
     if rhead.content_length:
@@ -258,7 +259,8 @@ async def _respond(
     while True:
         piece = up.take_body(reader, CHUNK)  # no coroutine when the bytes are here
         if piece is None:
-            await client.drain()
+            if not client.drained:
+                await client.drain()
             piece = await up.read_body(reader, CHUNK)
         if not piece:
             break
@@ -266,7 +268,8 @@ async def _respond(
         write(encode_chunk(piece) if rechunk else piece)
     if rechunk:
         write(LAST_CHUNK)
-    await client.drain()
+    if not client.drained:
+        await client.drain()
     return not close_delimited, keep_client
 
 

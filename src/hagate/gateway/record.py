@@ -101,7 +101,8 @@ class Recorder:
                     ex.status or None,
                     ex.bytes_in,
                     ex.bytes_out,
-                    round((time.monotonic() - ex.started) * 1000, 3),
+                    # to the microsecond (round() with digits goes through a decimal string)
+                    round((time.monotonic() - ex.started) * 1e6) / 1000,
                     ex.reason,
                 )
             )

@@ -65,8 +65,8 @@ async def serve_request(gw: Gateway, conn: Conn, client: Channel, head_bytes: by
         await refuse(gw, client, conn, ex, e.status, e.reason)
         return False
     ex.method, ex.path, ex.host = head.method, head.target.loggable, head.host
-    ex.user_agent = head.get("user-agent") or ""
-    wants_html = "text/html" in (head.get("accept") or "")
+    ex.user_agent = head.user_agent
+    wants_html = "text/html" in head.accept
     cert = conn.cert.state(gw.inventory) if conn.cert else NO_CERT
 
     verdict = judge(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 
+from hagate.errors import HagateError
 from hagate.eventloop import run_event_loop
 from hagate.events.store import EVENTS_NAME
 from hagate.events.store import connect as connect_events
@@ -33,14 +34,18 @@ def run_connect(
     """The home side, with its pid in the state directory while it runs."""
     setup = load_setup(state)
     # Plain errors now, before any worker, rather than a retry loop later.
-    token_claim(token)
+    claim = token_claim(token)
+    served = setup.config.hostname
+    if claim.hostname != served:
+        raise HagateError(
+            f"the connector token is for {claim.hostname}, but this gateway serves {served} "
+            f"(hostname: in hagate.yaml); make one for it on the relay: hagate relay token "
+            f"--hostname {served}"
+        )
     if fingerprint is not None:
         pinned_fingerprint(fingerprint)
-    pidfile.write(state)
-    try:
+    with pidfile.hold(state, "hagate connect"):
         _run_workers(state, setup, relays, token, fingerprint, log_format, workers, relay_ca)
-    finally:
-        pidfile.remove(state)
 
 
 def _run_workers(

@@ -252,11 +252,8 @@ async def accept_loop(gateway: Gateway, sock: socket.socket) -> None:
 def serve(state: StateDir, listen: str | None, workers: int, log_format: str) -> None:
     """`hagate serve`: the gateway on its own listener; its pid is in the state directory
     while it runs (so `hagate rules preset add` can tell it to reload)."""
-    pidfile.write(state)
-    try:
+    with pidfile.hold(state, "hagate serve"):
         _serve(state, listen, workers, log_format)
-    finally:
-        pidfile.remove(state)
 
 
 def _serve(state: StateDir, listen: str | None, workers: int, log_format: str) -> None:

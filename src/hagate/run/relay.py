@@ -10,8 +10,9 @@ from typing import Any
 
 from hagate.eventloop import bind, run_event_loop
 from hagate.memory import pin_mmap_threshold
+from hagate.run import pidfile
 from hagate.state import StateDir
-from hagate.tunnel.relay import Limits, Relay
+from hagate.tunnel.relay import STATUS_REFRESH, Limits, Relay
 from hagate.tunnel.relaystate import RelayState
 
 
@@ -42,6 +43,17 @@ def run_relay(
     state: StateDir, listen: tuple[str, int], admit: Any = None, limits: Limits | None = None
 ) -> None:
     rs = RelayState.load(state)
+    with pidfile.hold(state, "hagate relay run", pidfile.Kind.RELAY):
+        _run(state, rs, listen, admit, limits)
+
+
+def _run(
+    state: StateDir,
+    rs: RelayState,
+    listen: tuple[str, int],
+    admit: Any,
+    limits: Limits | None,
+) -> None:
     sock = bind(*listen)
     pin_mmap_threshold()  # thousands of TLS connections: see hagate.memory
     print(
@@ -57,7 +69,6 @@ def run_relay(
     relay = Relay(rs, limits, admit=admit)
 
     async def main() -> None:
-
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -73,3 +84,14 @@ def run_relay(
         sock.close()
 
     run_event_loop(main)
+
+
+def liveness(state: StateDir, age: float) -> str:
+    """Whether the relay runs, by its pidfile, and how fresh its status is, against the
+    period it is rewritten in."""
+    pid = pidfile.running(state, pidfile.Kind.RELAY)
+    if pid is None:
+        return f"not running (the status below is from {age:.0f}s ago, when it last ran)"
+    if age > 2 * STATUS_REFRESH + 5:
+        return f"running (pid {pid}), but its status is {age:.0f}s old: is it stuck?"
+    return f"running (pid {pid}), status {age:.0f}s old"

@@ -178,6 +178,14 @@ class Connector:
             started = time.monotonic()
             try:
                 await self._session(relay)
+            except ssl.SSLCertVerificationError as e:
+                print(
+                    f"hagate connect: relay {relay}: its certificate is not trusted "
+                    f"({e.verify_message}); pass --relay-fingerprint (printed by `hagate relay "
+                    "init`), or --relay-ca for a relay whose certificate a private CA signed",
+                    file=sys.stderr,
+                    flush=True,
+                )
             except (
                 OSError,
                 ssl.SSLError,
