@@ -9,7 +9,7 @@ SYSTEM_DEPS := openssl:openssl curl:curl pk12util:libnss3-tools certutil:libnss3
 	chromium:chromium nginx:nginx-light systemd-analyze:systemd \
 	pebble:pebble pebble-challtestsrv:pebble
 # The benchmark's load generator (ab presents a client certificate with -E).
-BENCH_DEPS := ab:apache2-utils
+BENCH_DEPS := ab:apache2-utils valgrind:valgrind callgrind_control:valgrind
 
 .PHONY: all setup system-deps test lint typecheck pytest run bench clean
 
@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.gateway_bench
 	$(BIN)/python -m bench.steps_bench
 	$(BIN)/python -m bench.baseline_bench
+	$(BIN)/python -m bench.instructions_bench
 	$(BIN)/python -m bench.framing_bench
 	$(BIN)/python -m bench.tunnel_bench
 	$(BIN)/python -m bench.alexa_bench
