@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from tests.net import free_port, wait_listening
 from tests.nginx import upstream
 
 from bench.report import machine, write_section
+from bench.tunnel_bench import stop
 
 REPO = Path(__file__).resolve().parent.parent
 REQUESTS = 2000
@@ -107,11 +107,7 @@ def measure(commit: str, tmp: Path, up_port: int) -> float:
         took = time.monotonic() - start
         busy = dump(proc.pid, tmp)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     return (busy - idle_rate * took) / REQUESTS
 
 

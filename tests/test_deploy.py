@@ -92,27 +92,27 @@ def test_the_connect_unit_reaches_a_relay_with_hagates_own_certificate(tmp_path:
         "HAGATE_TOKEN": relay.token(),
         "HAGATE_RELAY_FINGERPRINT": relay.fingerprint,
     }
-    err = tmp_path / "connect.err"
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err.open("wb"))
+
+    def run_until(text: str, err: Path) -> str:
+        """Run the unit's command until its stderr says `text`; what it said."""
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err.open("wb"))
+        try:
+            deadline = time.monotonic() + 20
+            while text not in err.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+                time.sleep(0.2)
+            return err.read_text()
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
     try:
-        deadline = time.monotonic() + 20
-        while "connected to relay" not in err.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
-            time.sleep(0.2)
+        run_until("connected to relay", tmp_path / "connect.err")
+        del env["HAGATE_RELAY_FINGERPRINT"]
+        said = run_until(
+            "pass --relay-fingerprint (printed by `hagate relay init`)", tmp_path / "c2.err"
+        )
+        assert "Traceback" not in said
     finally:
-        proc.terminate()
-        proc.wait(20)
-    del env["HAGATE_RELAY_FINGERPRINT"]
-    err2 = tmp_path / "connect2.err"
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err2.open("wb"))
-    try:
-        deadline = time.monotonic() + 20
-        while "pass --relay-fingerprint (printed by `hagate relay init`)" not in err2.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, err2.read_text()
-            time.sleep(0.2)
-        assert "Traceback" not in err2.read_text()
-    finally:
-        proc.terminate()
-        proc.wait(20)
         relay.stop()
         home.upstream.close()

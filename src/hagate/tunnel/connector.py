@@ -180,7 +180,7 @@ class Connector:
                 await self._session(relay)
             except ssl.SSLCertVerificationError as e:
                 print(
-                    f"hagate connect: relay {relay}: its certificate is not trusted "
+                    f"hagate connect: relay {relay}: certificate verify failed "
                     f"({e.verify_message}); pass --relay-fingerprint (printed by `hagate relay "
                     "init`), or --relay-ca for a relay whose certificate a private CA signed",
                     file=sys.stderr,
