@@ -76,7 +76,3 @@ class Gateway:
     @property
     def metrics(self) -> Metrics | None:
         return self.recorder.metrics
-
-    def record_note(self, action: str, reason: str, sni: str | None = None) -> None:
-        """An event that is not a client's request (the certificate renewed, say)."""
-        self.recorder.note(action, reason, sni)

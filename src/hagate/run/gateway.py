@@ -110,7 +110,7 @@ def start_renewer(gateway: Gateway, reachable: Callable[[], bool]) -> asyncio.Ta
         say(attempt.message)
         if attempt.outcome is Outcome.RENEWED:
             gateway.contexts.refresh()  # this process at once; the others within a second
-        gateway.record_note(
+        gateway.recorder.note(
             "acme_renewed" if attempt.outcome is Outcome.RENEWED else "acme_error",
             attempt.message,
             sni=hostname,

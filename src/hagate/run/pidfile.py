@@ -34,9 +34,6 @@ class Kind(enum.Enum):
         return frozenset({"serve", "connect"} if self is Kind.GATEWAY else {"run"})
 
 
-PID_NAME = "gateway.pid"  # the gateway's (Kind.GATEWAY)
-
-
 def pid_path(state: StateDir, kind: Kind = Kind.GATEWAY) -> Path:
     return state / f"{kind.value}.pid"
 
