@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hagate.config import ConfigError, parse_config, render_template
+from hagate.config import ConfigError, needs_restart, parse_config, render_template
 
 GOOD = render_template("ha.example.com", "http://127.0.0.1:8123", "0.0.0.0:8443")
 
@@ -76,3 +76,28 @@ def test_missing_required_key_and_empty_file() -> None:
 
 def test_list_names_follow_cloudflare() -> None:
     assert "list names" in error_of(GOOD + "lists:\n  Bad-Name: [1]\n")
+
+
+def test_a_reload_names_the_settings_it_cannot_apply() -> None:
+    base = "hostname: ha.example.com\nupstream: http://127.0.0.1:8123\n"
+    before = parse_config(base + "listen: 0.0.0.0:443\n", "a")
+    moved = parse_config(
+        "hostname: other.example.com\nupstream: http://127.0.0.1:9000\nlisten: 0.0.0.0:8443\n"
+        "events:\n  retention_days: 7\nadmin:\n  listen: 127.0.0.1:9999\n",
+        "b",
+    )
+    assert needs_restart(before, moved) == [
+        "hostname",
+        "listen",
+        "events.retention_days",
+        "admin",
+    ]
+    # Behind connectors nothing listens: the listen setting is not in use.
+    assert needs_restart(before, moved, listening=False) == [
+        "hostname",
+        "events.retention_days",
+        "admin",
+    ]
+    # The upstream, rules and gateway settings are applied by the reload itself.
+    tuned = parse_config(base + "listen: 0.0.0.0:443\ngateway:\n  idle_timeout: 5\n", "c")
+    assert needs_restart(before, tuned) == []

@@ -164,6 +164,32 @@ class Config:
     alerts: AlertSettings | None = None
     source: ConfigSource = field(default_factory=lambda: ConfigSource("<defaults>"))
 
+    @property
+    def geoip_databases(self) -> set[str]:
+        """The GeoIP databases configured: asn_db, country_db."""
+        return {k for k, v in (("asn_db", self.asn_db), ("country_db", self.country_db)) if v}
+
+
+# What a running gateway cannot take on at SIGHUP: the name it serves and is registered
+# under, the socket it listens on, the event store's retention (its writer process holds it)
+# and the admin listener. Everything else is applied by the reload.
+RESTART_TO_APPLY = {  # Config's field: its name in hagate.yaml
+    "hostname": "hostname",
+    "listen": "listen",
+    "retention_days": "events.retention_days",
+    "admin": "admin",
+}
+
+
+def needs_restart(before: Config, after: Config, *, listening: bool = True) -> list[str]:
+    """The settings changed between two configs that a reload cannot apply (`listen` only
+    matters to a gateway on its own listener)."""
+    return [
+        key
+        for name, key in RESTART_TO_APPLY.items()
+        if (listening or name != "listen") and getattr(before, name) != getattr(after, name)
+    ]
+
 
 # -- validators shared with `hagate init` -------------------------------------------------
 

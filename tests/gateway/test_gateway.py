@@ -17,7 +17,7 @@ import pytest
 
 from hagate.events.store import read_events
 from tests.conftest import run_hagate
-from tests.gateway.harness import Gateway, make_gateway, read_response
+from tests.gateway.harness import Gateway, RecordingUpstream, make_gateway, read_response
 
 AUTH_SKIP_RULES = """\
   - description: Amazon refreshes tokens
@@ -396,6 +396,31 @@ def test_sighup_reloads_rules_and_keeps_the_old_ones_when_broken(gw: Gateway) ->
     assert gw.request("/admin", cert="phone").status == 403  # old rules still in force
     assert gw.request("/ok", cert="phone").status == 200
     assert gw.err_path is not None and "NOT reloaded" in gw.err_path.read_text()
+
+
+def test_sighup_applies_a_new_upstream_and_names_what_needs_a_restart(gw: Gateway) -> None:
+    assert gw.request("/before", cert="phone").status == 200  # leaves a pooled connection
+    other = RecordingUpstream()
+    try:
+        cfg = gw.state / "hagate.yaml"
+        text = cfg.read_text()
+        old_upstream = f"http://127.0.0.1:{gw.upstream.port}"
+        assert old_upstream in text
+        text = text.replace(old_upstream, f"http://127.0.0.1:{other.port}")
+        cfg.write_text(text.replace("  retention_days: 30\n", "  retention_days: 3\n"))
+        assert gw.proc is not None
+        gw.proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        assert gw.request("/after", cert="phone").status == 200
+        assert other.paths() == ["/after"]
+        assert gw.upstream.paths() == ["/before"]
+        assert gw.err_path is not None
+        said = [line for line in gw.err_path.read_text().splitlines() if "reloaded" in line]
+        assert said[-1] == (
+            "hagate: config reloaded (1 rules); events.retention_days changed: restart to apply"
+        )
+    finally:
+        other.close()
 
 
 def test_sigterm_lets_in_flight_requests_finish(gw: Gateway) -> None:

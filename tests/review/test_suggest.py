@@ -224,3 +224,32 @@ def test_a_rule_counts_as_matched_by_its_whole_description_only(tmp_path: Path) 
     found = {s.kind: s for s in suggest(db, 0, rules, [])}
     db.close()
     assert found["unused-rule"].title == "Rules that never matched in this period: 'cert'"
+
+
+def test_without_an_asn_database_it_says_why_it_cannot_group_the_app(tmp_path: Path) -> None:
+    g = make_gateway(tmp_path)  # hagate.yaml names no GeoIP database
+    g.start()
+    try:
+        for _ in range(3):
+            assert (
+                g.request("/api/websocket", source=MOBILE, headers={"User-Agent": IOS}).status
+                == 403
+            )
+        deadline = time.monotonic() + 10
+        while len(g.events()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        g.stop()
+        g.upstream.close()
+    r = run_hagate("events", "suggest", state=g.state)
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[:3] == [
+        "1. 3 requests of the iOS companion app were blocked from addresses with no network "
+        "(ASN) on record",
+        "     hagate.yaml names no ASN database (geoip.asn_db), so hagate cannot group them by "
+        "network, and the ios-companion preset could not match",
+        "     get one: `hagate geoip update` (DB-IP Lite, no account), let the app try again, "
+        "then run this again",
+    ]
+    nothing = run_hagate("events", "suggest", "--apply", "1", state=g.state)
+    assert nothing.code == 1 and "nothing to apply" in nothing.err

@@ -13,6 +13,13 @@ from tests.gateway.harness import make_gateway
 from tests.geo import write_asn_db
 
 
+def with_asn_db(setup: Setup) -> None:
+    """The presets read ip.src.asnum, which comes from an ASN database."""
+    asn = write_asn_db(setup.tmp / "asn.mmdb", {"198.51.100.0/24": 64500})
+    cfg = setup.state / "hagate.yaml"
+    cfg.write_text(cfg.read_text().replace("  asn_db:\n", f"  asn_db: {asn}\n"))
+
+
 def test_list_and_show(setup: Setup) -> None:
     r = setup.run("rules", "preset", "list")
     assert r.code == 0
@@ -27,6 +34,7 @@ def test_list_and_show(setup: Setup) -> None:
 
 
 def test_add_puts_the_rule_above_the_certificate_rule_and_keeps_every_comment(setup: Setup) -> None:
+    with_asn_db(setup)
     cfg = setup.state / "hagate.yaml"
     cfg.write_text(
         cfg.read_text().replace("rules:\n", "rules:\n  # my own note about the rules\n", 1)
@@ -50,6 +58,7 @@ def test_add_puts_the_rule_above_the_certificate_rule_and_keeps_every_comment(se
 
 
 def test_add_twice_or_without_the_networks_is_a_plain_error(setup: Setup) -> None:
+    with_asn_db(setup)
     assert setup.run("rules", "preset", "add", "alexa-account-linking").code == 0
     again = setup.run("rules", "preset", "add", "alexa-account-linking")
     assert again.code != 0 and "already has" in again.err
@@ -60,6 +69,7 @@ def test_add_twice_or_without_the_networks_is_a_plain_error(setup: Setup) -> Non
 
 
 def test_a_result_that_does_not_check_changes_nothing(setup: Setup) -> None:
+    with_asn_db(setup)
     cfg = setup.state / "hagate.yaml"
     broken = cfg.read_text().replace(
         'expression: "(not cf.tls_client_auth.cert_verified)"',
@@ -69,6 +79,49 @@ def test_a_result_that_does_not_check_changes_nothing(setup: Setup) -> None:
     r = setup.run("rules", "preset", "add", "google-assistant")
     assert r.code != 0 and "nothing was written" in r.err and "cert_verifed" in r.err
     assert cfg.read_text() == broken and not list(setup.state.glob("*.bak"))
+
+
+def test_a_preset_that_could_never_match_is_refused_and_the_gaps_are_named(
+    setup: Setup,
+) -> None:
+    cfg = setup.state / "hagate.yaml"
+    before = cfg.read_text()
+    r = setup.run("rules", "preset", "add", "ios-companion", "--asn", "3320")
+    assert r.code == 1 and r.err == (
+        "error: the ios-companion preset matches on ip.src.asnum, but "
+        f"{cfg} names no database for it (geoip.asn_db): the rule would never match. "
+        "Get the databases (DB-IP Lite, no account; hagate.yaml is pointed at them): "
+        "`hagate geoip update`, then add the preset.\n"
+    )
+    assert cfg.read_text() == before and not list(setup.state.glob("*.bak"))
+    # The same rule written by hand: `rules check` passes it with a warning, the audit finds it.
+    ios = preset("ios-companion").rule((3320,))
+    by_hand = (
+        f"  - {{description: {ios['description']}, expression: '{ios['expression']}', "
+        "action: skip}\n"
+        "  - {description: Only from home, expression: 'ip.src.country ne \"NL\"', "
+        "action: block}\n"
+    )
+    cfg.write_text(before.replace("\nrules:\n", "\nrules:\n" + by_hand, 1))
+    check = setup.run("rules", "check")
+    assert check.code == 0 and "all valid" in check.out, check.err
+    assert check.err.splitlines() == [
+        "warning: rule 1 ('iOS companion app from your networks (preset ios-companion)') reads "
+        "ip.src.asnum, but hagate.yaml names no database for it (geoip.asn_db): the field is "
+        "always empty, so the rule never matches.",
+        "warning: rule 2 ('Only from home') reads ip.src.country, but hagate.yaml names no "
+        "database for it (geoip.country_db): the field is always empty, so the rule never "
+        "matches.",
+        "  Get the databases (DB-IP Lite, no account; hagate.yaml is pointed at them): "
+        "`hagate geoip update`",
+    ]
+    audit = setup.run("audit", "--no-probe")
+    ios_id = "rule-needs-geoip:ios-companion-app-from-your-networks-preset-ios-companion"
+    assert f"MEDIUM  {ios_id}" in audit.out, audit.out
+    assert "HIGH    rule-needs-geoip:only-from-home" in audit.out
+    with_asn_db(setup)
+    check = setup.run("rules", "check")
+    assert check.code == 0 and "ip.src.asnum" not in check.err and "ip.src.country" in check.err
 
 
 def test_add_tells_the_running_gateway_to_reload(tmp_path: Path) -> None:

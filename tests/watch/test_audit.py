@@ -123,21 +123,25 @@ def test_the_event_log_tells_unused_certificates_revoked_uses_and_quiet_rules(st
     append(
         events, row(now - 40 * day, client_ip="198.51.100.1", rule="Require a client certificate")
     )
+    tablet = records["tablet"].sha256
+    for minutes in range(1, 138):  # the owner's own uses, before the revocation
+        append(events, row(now - 60 * minutes, client_ip="192.0.2.5", cert_sha256=tablet))
     append(
         events,
         row(
-            now - 3600,
+            now + 60,  # one presentation since
             client_ip="198.51.100.9",
             cert_name="tablet",
-            cert_sha256=records["tablet"].sha256,
+            cert_sha256=tablet,
             rule="Require a client certificate",
         ),
     )
     s = StateDir(state)
-    found = {f.id: f for f in run_audit(s, probe=False, now=now).findings}
-    assert (
-        "cert-revoked-presented:tablet" in found
-        and "198.51.100.9" in found["cert-revoked-presented:tablet"].problem
+    found = {f.id: f for f in run_audit(s, probe=False, now=now + 120).findings}
+    revoked_on = time.strftime("%Y-%m-%d", time.gmtime(now))
+    assert found["cert-revoked-presented:tablet"].problem.startswith(
+        f"The certificate 'tablet', revoked on {revoked_on}, was presented once since "
+        f"(last on {revoked_on}, from 198.51.100.9)."
     )
     assert "rule-never-matched:old-app" in found
     assert "rule-never-matched:require-a-client-certificate" not in found

@@ -67,11 +67,16 @@ def test_a_certificate_unused_for_90_days() -> None:
 
 
 def test_a_revoked_certificate_still_presented() -> None:
-    use = RevokedUse("stolen", 4, NOW - 3600, "198.51.100.9")
+    use = RevokedUse("stolen", 4, NOW - 3600, "198.51.100.9", NOW - 2 * DAY)
     found = check_revoked_uses([use], NOW)
     assert ids(found) == ["cert-revoked-presented:stolen"]
-    assert "4 times" in found[0].problem and "198.51.100.9" in found[0].problem
-    assert check_revoked_uses([RevokedUse("stolen", 4, NOW - 8 * DAY, None)], NOW) == []
+    assert "presented 4 times since (last" in found[0].problem
+    assert "198.51.100.9" in found[0].problem
+    assert "`hagate events --cert stolen --since 7d`" in found[0].fix
+    long_ago = RevokedUse("stolen", 1, NOW - 3600, None, NOW - 30 * DAY)
+    assert "presented once in the last 7 days" in check_revoked_uses([long_ago], NOW)[0].problem
+    old = RevokedUse("stolen", 4, NOW - 8 * DAY, None, NOW - 9 * DAY)
+    assert check_revoked_uses([old], NOW) == []
     assert check_revoked_uses([], NOW) == []
 
 

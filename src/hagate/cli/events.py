@@ -286,7 +286,7 @@ def events_suggest(
     live = [r.name for r in Authority(state).records() if r.status() in ("valid", "expiring")]
     db = _log(ctx)
     try:
-        found = suggest(db, parse_time(since), described, live)
+        found = suggest(db, parse_time(since), described, live, "asn_db" in cfg.geoip_databases)
     finally:
         db.close()
     if apply_n is not None:

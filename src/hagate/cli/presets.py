@@ -49,12 +49,15 @@ def preset_show(name: str, asns: tuple[int, ...]) -> None:
 @pass_ctx
 def preset_add(ctx: Context, name: str, asns: tuple[int, ...]) -> None:
     """Add the rule NAME to hagate.yaml, above the certificate rule (comments are kept)."""
+    from hagate.config import load_config
     from hagate.configedit import insert_rule
     from hagate.rules.presets import preset
     from hagate.run.pidfile import reload_running
+    from hagate.watch.rulecheck import refuse_without_geoip
 
     rule = preset(name).rule(asns)
     path = ctx.state.require().config_path
+    refuse_without_geoip(name, rule, load_config(path))  # before any edit
     backup = insert_rule(path, rule)
     click.echo(f"Added {rule['description']!r} to {path} (the old file is {backup.name})")
     reloaded = reload_running(ctx.state)

@@ -51,6 +51,15 @@ def rules_check(ctx: Context, file: Path | None) -> None:
     n, m = len(ruleset.rules), len(ruleset.rate_limits)
     extra = f", {m} rate limiting rule(s)" if m else ""
     click.echo(f"{where}: {n} rule(s){extra}, all valid")
+    if ctx.state.config_path.exists():
+        from hagate.watch.rulecheck import GEOIP_FIX, geoip_gap_text, geoip_gaps
+
+        configured = config.load_config(ctx.state.config_path).geoip_databases
+        gaps = geoip_gaps(ruleset, configured)
+        for rule, missing in gaps:
+            click.echo(f"warning: {geoip_gap_text(rule, missing)}", err=True)
+        if gaps:
+            click.echo(f"  {GEOIP_FIX}", err=True)
 
 
 @rules.command("eval")

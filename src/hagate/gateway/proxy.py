@@ -56,10 +56,11 @@ async def forward(gw: Gateway, head: RequestHead, client: Channel, ex: Exchange)
     upstream_head = forwarded_head(head, ex.client_ip, gw.setup.config.hostname)
     attempts = 1 if head.has_body else 2  # a stale pooled connection gets one retry
     pump: asyncio.Task[None] | None = None
+    pool = gw.pool  # a reload may put a new one in its place meanwhile
     for attempt in range(attempts):
-        pooled = gw.pool.pooled() if attempt == 0 else None
+        pooled = pool.pooled() if attempt == 0 else None
         reused = pooled is not None
-        up = pooled if pooled is not None else await gw.pool.connect()
+        up = pooled if pooled is not None else await pool.connect()
         sent_at = time.monotonic()
         try:
             up.write(upstream_head)
@@ -132,7 +133,7 @@ async def forward(gw: Gateway, head: RequestHead, client: Channel, ex: Exchange)
         upgraded=head.websocket,
     )
     if upstream is ConnState.IDLE:
-        gw.pool.release(up)
+        pool.release(up)
     else:
         up.close()
     return (

@@ -31,6 +31,7 @@ class UpstreamPool:
         self.connect_timeout = connect_timeout
         self.max_idle = max_idle
         self.idle: list[Channel] = []
+        self.closed = False  # replaced by a reload: connections coming back are closed
 
     def pooled(self) -> Channel | None:
         """An idle kept-alive connection, if there is one (it may have gone stale)."""
@@ -59,12 +60,18 @@ class UpstreamPool:
         return conn
 
     def release(self, conn: Channel) -> None:
-        if len(self.idle) < self.max_idle and not conn.is_closing() and not conn.eof:
+        if (
+            not self.closed
+            and len(self.idle) < self.max_idle
+            and not conn.is_closing()
+            and not conn.eof
+        ):
             self.idle.append(conn)
         else:
             conn.close()
 
     def close(self) -> None:
+        self.closed = True
         for conn in self.idle:
             with contextlib.suppress(Exception):
                 conn.close()

@@ -31,7 +31,8 @@ ASN_WIDE = 3  # probing addresses in one AS, none ever let in, before the AS its
 
 @dataclass
 class Suggestion:
-    kind: str  # ios-companion, android-companion, alexa, google, probes, unused-cert, unused-rule
+    kind: str  # ios-companion(-no-network), android-companion(-no-network), alexa, google,
+    # probes, unused-cert, unused-rule
     title: str
     evidence: list[str]
     rule: dict[str, str] | None = None  # for hagate.yaml, above the certificate rule
@@ -61,7 +62,9 @@ def _android(ua: str) -> bool:
     return "Home Assistant/" in ua and "(Android " in ua
 
 
-def _companion(db: sqlite3.Connection, since: float, existing: set[str]) -> list[Suggestion]:
+def _companion(
+    db: sqlite3.Connection, since: float, existing: set[str], asn_db: bool
+) -> list[Suggestion]:
     blocked = query.blocked_app_requests(db, since)
     owners = query.certificate_networks(db, since)
     out = []
@@ -70,10 +73,16 @@ def _companion(db: sqlite3.Connection, since: float, existing: set[str]) -> list
             continue
         per_asn: dict[int, list[int]] = defaultdict(lambda: [0, 0])
         addresses: dict[int, set[str]] = defaultdict(set)
+        unplaced = 0  # blocked with no network on record
         for asn, ua, ip, n in blocked:
-            if asn and test(ua or ""):
-                per_asn[asn][0] += n
-                addresses[asn].add(ip)
+            if test(ua or ""):
+                if asn:
+                    per_asn[asn][0] += n
+                    addresses[asn].add(ip)
+                else:
+                    unplaced += n
+        if unplaced:
+            out.append(_unplaced(name, unplaced, asn_db))
         if not per_asn:
             continue
         asns = sorted(per_asn, key=lambda a: (-per_asn[a][0], a))
@@ -94,6 +103,28 @@ def _companion(db: sqlite3.Connection, since: float, existing: set[str]) -> list
             )
         )
     return out
+
+
+def _unplaced(preset: str, n: int, asn_db: bool) -> Suggestion:
+    """The app's blocked requests that cannot be grouped by network: no ASN on record."""
+    app = "iOS companion app" if preset == "ios-companion" else "Android companion app"
+    if asn_db:
+        why = [
+            "they came before the ASN database was configured; the ones after it are grouped",
+            "let the app try again, then run this again",
+        ]
+    else:
+        why = [
+            "hagate.yaml names no ASN database (geoip.asn_db), so hagate cannot group them by "
+            f"network, and the {preset} preset could not match",
+            "get one: `hagate geoip update` (DB-IP Lite, no account), let the app try again, "
+            "then run this again",
+        ]
+    return Suggestion(
+        f"{preset}-no-network",
+        f"{n} requests of the {app} were blocked from addresses with no network (ASN) on record",
+        why,
+    )
 
 
 def _cloud(db: sqlite3.Connection, since: float, existing: set[str]) -> list[Suggestion]:
@@ -184,7 +215,7 @@ def _unused(
                 "unused-cert",
                 f"Certificates not used in this period: {', '.join(idle)}",
                 [
-                    f"{c}: no request presented it; if the device is gone: hagate cert revoke {c}"
+                    f"{c}: no request presented it; if the device is gone: `hagate cert revoke {c}`"
                     for c in idle
                 ],
             )
@@ -209,13 +240,15 @@ def suggest(
     since: float,
     existing_rules: list[str],
     live_certs: list[str],
+    asn_db: bool = True,
 ) -> list[Suggestion]:
     """Every suggestion the evidence since `since` supports, in a fixed order.
     `existing_rules` are the configured rules' descriptions, `live_certs` the names of the
-    certificates that are neither revoked nor expired."""
+    certificates that are neither revoked nor expired; `asn_db`: whether hagate.yaml names an
+    ASN database."""
     existing = set(existing_rules)
     return [
-        *_companion(db, since, existing),
+        *_companion(db, since, existing, asn_db),
         *_cloud(db, since, existing),
         *_probes(db, since),
         *_unused(db, since, live_certs, existing_rules),

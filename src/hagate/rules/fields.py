@@ -88,6 +88,21 @@ ALIASES: dict[str, str] = {
 }
 
 
+# The GeoIP database (its key under `geoip:` in hagate.yaml) that gives each field its value.
+# Without it the field keeps its default (0, "", false): a rule comparing it never matches.
+GEOIP_DATABASE: dict[str, str] = {
+    "ip.src.asnum": "asn_db",
+    "ip.src.country": "country_db",
+    "ip.src.continent": "country_db",
+    "ip.src.is_in_european_union": "country_db",
+}
+
+
+def databases_read(names: frozenset[str] | None) -> set[str]:
+    """The GeoIP databases (asn_db, country_db) that these fields need."""
+    return {GEOIP_DATABASE[n] for n in names or () if n in GEOIP_DATABASE}
+
+
 def lookup(name: str) -> FieldDef | None:
     return FIELDS.get(ALIASES.get(name, name))
 

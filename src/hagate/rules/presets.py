@@ -31,7 +31,7 @@ class Preset:
         if self.needs_asns and not asns:
             raise HagateError(
                 f"the {self.name} preset needs the networks your devices use: --asn N (repeat"
-                " it), e.g. your home and mobile providers' ASNs (hagate events top --by asn)"
+                " it), e.g. your home and mobile providers' ASNs (`hagate events top --by asn`)"
             )
         # The caller's networks sorted and once each; the preset's own in their stated order.
         nets = " ".join(str(a) for a in (sorted(set(asns)) if asns else self.default_asns))

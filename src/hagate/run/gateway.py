@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from hagate.acme.renewal import Attempt, Outcome
 from hagate.acme.renewer import Renewer
 from hagate.acme.store import AcmeFiles
-from hagate.config import Config, load_config, parse_listen
+from hagate.config import Config, load_config, needs_restart, parse_listen
 from hagate.enrol.service import Enrolments
 from hagate.errors import HagateError
 from hagate.eventloop import bind, run_event_loop
@@ -31,6 +31,7 @@ from hagate.gateway.connection import serve_connection
 from hagate.gateway.identity import Inventory
 from hagate.gateway.server import Gateway, Setup
 from hagate.gateway.tls import server_contexts
+from hagate.gateway.upstream import UpstreamPool
 from hagate.geoip import GeoIP
 from hagate.memory import AfterFlood
 from hagate.pki.authority import load_cert
@@ -195,8 +196,16 @@ async def run_gateway(
                 if gateway.recorder.alerts is not None:
                     gateway.recorder.alerts.close()
                 gateway.recorder.alerts = watch.alerts = start_alerts(state, after)
+            if (before.upstream, before.gateway.connect_timeout) != (
+                after.upstream,
+                after.gateway.connect_timeout,
+            ):
+                gateway.pool.close()  # connections in use finish with the old upstream
+                gateway.pool = UpstreamPool(after.upstream, after.gateway.connect_timeout)
+            pending = needs_restart(before, after, listening=role != "connect")
             print(
-                f"hagate: config reloaded ({len(gateway.setup.ruleset.rules)} rules)",
+                f"hagate: config reloaded ({len(gateway.setup.ruleset.rules)} rules)"
+                + "".join(f"; {name} changed: restart to apply" for name in pending),
                 file=sys.stderr,
                 flush=True,
             )
@@ -221,7 +230,7 @@ async def run_gateway(
         if renewing[0] is not None:
             renewing[0].cancel()
         gateway.closing = True
-        deadline = time.monotonic() + setup.config.gateway.drain_timeout
+        deadline = time.monotonic() + gateway.setup.config.gateway.drain_timeout
         while gateway.busy and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         for task in list(gateway.connections):

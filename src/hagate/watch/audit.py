@@ -67,21 +67,28 @@ def log_facts(path: Path, records: list[CertRecord], now: float) -> LogFacts:
                 " GROUP BY cert_sha256"
             )
         }
-        revoked = {r.sha256: r.name for r in records if r.revoked}
         uses = []
-        if revoked:
-            marks = ",".join("?" * len(revoked))
-            rows = db.execute(
-                f"SELECT cert_sha256, count(*), max(time) FROM events WHERE time >= ?"
-                f" AND cert_sha256 IN ({marks}) GROUP BY cert_sha256",
-                (now - certcheck.REVOKED_SEEN_DAYS * DAY, *revoked),
-            ).fetchall()
-            for sha, count, last in rows:
-                ip = db.execute(
-                    "SELECT client_ip FROM events WHERE cert_sha256 = ? ORDER BY time DESC LIMIT 1",
-                    (sha,),
-                ).fetchone()
-                uses.append(certcheck.RevokedUse(revoked[sha], count, last, ip[0] if ip else None))
+        for r in records:
+            if r.revoked_at is None:
+                continue
+            # Only what came after the revocation: the uses before it were the owner's.
+            start = max(now - certcheck.REVOKED_SEEN_DAYS * DAY, r.revoked_at.timestamp())
+            count, last = db.execute(
+                "SELECT count(*), max(time) FROM events WHERE cert_sha256 = ? AND time >= ?",
+                (r.sha256, start),
+            ).fetchone()
+            if not count:
+                continue
+            ip = db.execute(
+                "SELECT client_ip FROM events WHERE cert_sha256 = ? AND time >= ?"
+                " ORDER BY time DESC LIMIT 1",
+                (r.sha256, start),
+            ).fetchone()
+            uses.append(
+                certcheck.RevokedUse(
+                    r.name, count, last, ip[0] if ip else None, r.revoked_at.timestamp()
+                )
+            )
     finally:
         db.close()
     return LogFacts(matched, now - oldest if oldest else 0.0, last_used, uses)
@@ -152,7 +159,9 @@ def run_audit(
     for sha, t in facts.last_used.items():
         last_used[sha] = max(t, last_used.get(sha, 0.0))
     findings: list[Finding] = []
-    findings += rulecheck.check_rules(ruleset, cfg.hostname, facts.matched_rules, facts.span, now)
+    findings += rulecheck.check_rules(
+        ruleset, cfg.hostname, facts.matched_rules, facts.span, now, cfg.geoip_databases
+    )
     findings += certcheck.check_client_certificates(records, last_used, now)
     findings += certcheck.check_revoked_uses(facts.revoked_uses, now)
     findings += certcheck.check_server_certificate(

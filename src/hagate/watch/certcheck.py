@@ -28,6 +28,7 @@ class RevokedUse:
     count: int
     last: float
     last_ip: str | None
+    revoked_at: float
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class AcmeState:
 
 def _day(t: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(t))
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
 
 
 def _live(record: CertRecord, now: float) -> bool:
@@ -61,8 +66,8 @@ def check_client_certificates(
                     Severity.MEDIUM,
                     f"The client certificate '{r.name}' expires on {_day(ends)} (in {days} days);"
                     " the device will then be blocked.",
-                    f"Enrol the device again: hagate cert enrol {r.name}-new (then, once it "
-                    f"works: hagate cert revoke {r.name})",
+                    f"Enrol the device again: `hagate cert enrol {r.name}-new` (then, once it "
+                    f"works: `hagate cert revoke {r.name}`)",
                 )
             )
         used = last_used.get(r.sha256)
@@ -75,7 +80,7 @@ def check_client_certificates(
                     Severity.LOW,
                     f"The client certificate '{r.name}' has not been used in {UNUSED_DAYS} days "
                     f"({when}): is the device lost or gone?",
-                    f"If the device is gone: hagate cert revoke {r.name}",
+                    f"If the device is gone: `hagate cert revoke {r.name}`",
                 )
             )
     return out
@@ -86,16 +91,19 @@ def check_revoked_uses(uses: list[RevokedUse], now: float) -> list[Finding]:
     for u in uses:
         if now - u.last > REVOKED_SEEN_DAYS * DAY:
             continue
-        where = f", last from {u.last_ip}" if u.last_ip else ""
+        where = f", from {u.last_ip}" if u.last_ip else ""
+        window = REVOKED_SEEN_DAYS * DAY
+        since = "since" if now - u.revoked_at <= window else f"in the last {REVOKED_SEEN_DAYS} days"
         out.append(
             Finding(
                 f"cert-revoked-presented:{u.name}",
                 Severity.HIGH,
-                f"The revoked certificate '{u.name}' was presented {u.count} times in the last "
-                f"{REVOKED_SEEN_DAYS} days (last on {_day(u.last)}{where}). It is refused, but "
-                "whoever holds it is still trying.",
-                f"Find the device that still holds '{u.name}' (hagate events list --cert "
-                f"{u.name}); if it was stolen, change the passwords it knew.",
+                f"The certificate '{u.name}', revoked on {_day(u.revoked_at)}, was presented "
+                f"{_times(u.count)} {since} (last on {_day(u.last)}{where}). It is "
+                "refused, but whoever holds it is still trying.",
+                f"Find the device that still holds '{u.name}': `hagate events --cert {u.name} "
+                f"--since {REVOKED_SEEN_DAYS}d` shows where and when it was presented; if it "
+                "was stolen, change the passwords it knew.",
             )
         )
     return out
@@ -109,9 +117,9 @@ def check_server_certificate(
         days = int((server.not_after - now) // DAY)
         state = "expired" if days < 0 else f"expires in {days} days"
         fix = (
-            "Renewal should have happened by now: hagate acme status, then hagate acme renew"
+            "Renewal should have happened by now: `hagate acme status`, then `hagate acme renew`"
             if server.source == "acme"
-            else "Issue a new one from hagate's CA: hagate cert renew-server"
+            else "Issue a new one from hagate's CA: `hagate cert renew-server`"
         )
         out.append(
             Finding(
@@ -130,8 +138,8 @@ def check_server_certificate(
                 Severity.HIGH,
                 f"Renewing the server certificate failed {acme.failures} times in a row{ok}: "
                 f"{acme.last_error or 'no error text'}",
-                "Read hagate acme status for the CA's answer, fix it (port 443 reachable from "
-                "the internet, the DNS name pointing here), then: hagate acme renew",
+                "Read `hagate acme status` for the CA's answer, fix it (port 443 reachable "
+                "from the internet, the DNS name pointing here), then: `hagate acme renew`",
             )
         )
     return out

@@ -36,7 +36,7 @@ def expiry_alerts(state: StateDir, now: float) -> list[Alert]:
                 f"client:{r.name}:{bucket}",
                 f"The client certificate '{r.name}' expires in {days} days "
                 f"({time.strftime('%Y-%m-%d', time.gmtime(ends))}). Enrol the device again: "
-                f"hagate cert enrol {r.name}-new",
+                f"`hagate cert enrol {r.name}-new`",
                 {"certificate": r.name, "expires": ends, "certificate_kind": "client"},
                 repeat_after=30 * DAY,
             )
@@ -53,9 +53,9 @@ def expiry_alerts(state: StateDir, now: float) -> list[Alert]:
                     f"The server certificate ({server.issuer}) expires in {days} days; then no "
                     "client can connect. "
                     + (
-                        "Renewal is failing: see hagate acme status."
+                        "Renewal is failing: see `hagate acme status`."
                         if server.source == "acme"
-                        else "Run: hagate cert renew-server"
+                        else "Run: `hagate cert renew-server`"
                     ),
                     {
                         "certificate": "server",

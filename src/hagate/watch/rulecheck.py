@@ -14,12 +14,15 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from hagate.config import Config
+from hagate.errors import HagateError
+from hagate.rules import fields
 from hagate.rules.ast import Compare, FieldRef, InSet, IsTrue, ListRef, Literal, Logical, Node, Not
 from hagate.rules.request import request_fields
-from hagate.rules.ruleset import Rule, RuleSet
+from hagate.rules.ruleset import RateLimitRule, Rule, RuleSet, ruleset_from_config
 from hagate.watch.cloud import CLOUD_ASNS
 from hagate.watch.findings import Finding, Severity, slug
 
@@ -77,11 +80,11 @@ def sample_fields(sample: Sample, hostname: str, tls: dict[str, Any] | None = No
     )
 
 
-def rule_id(check: str, rule: Rule) -> str:
+def rule_id(check: str, rule: Rule | RateLimitRule) -> str:
     return f"{check}:{slug(rule.description or f'rule-{rule.number}')}"
 
 
-def _label(rule: Rule) -> str:
+def _label(rule: Rule | RateLimitRule) -> str:
     return (
         f"rule {rule.number} ({rule.description!r})" if rule.description else f"rule {rule.number}"
     )
@@ -146,7 +149,7 @@ def check_skip_rules(ruleset: RuleSet, hostname: str) -> list[Finding]:
                     f"{_label(rule)} skips the remaining rules for every request "
                     f"({rule.expression}): no client certificate is needed at all.",
                     f"Remove {_label(rule)} from hagate.yaml, or narrow it to a user agent, "
-                    "a path and your own networks (see hagate rules preset list).",
+                    "a path and your own networks (see `hagate rules preset list`).",
                 )
             )
             continue
@@ -172,8 +175,8 @@ def check_skip_rules(ruleset: RuleSet, hostname: str) -> list[Finding]:
                     f"{_label(rule)} lets in {named} for every path: anyone renting a server "
                     "there gets past the certificate rule.",
                     f"Limit {_label(rule)} to the method and exact paths the service calls, as "
-                    "the presets do: hagate rules preset add alexa-account-linking (or "
-                    "google-assistant), then remove this rule.",
+                    "the presets do: `hagate rules preset add alexa-account-linking` (or "
+                    "`hagate rules preset add google-assistant`), then remove this rule.",
                 )
             )
     return out
@@ -213,7 +216,7 @@ def check_certificate_rule(ruleset: RuleSet, hostname: str) -> list[Finding]:
                 f"The certificate rule, {_label(rule)}, is disabled: requests without a "
                 "certificate go through.",
                 f"Set enabled: true on {_label(rule)} in hagate.yaml (or remove the enabled "
-                "line), then: hagate rules check",
+                "line), then: `hagate rules check`",
             )
         ]
     _, decision = ruleset.explain(sample_fields(SAMPLES[0], hostname))
@@ -227,7 +230,7 @@ def check_certificate_rule(ruleset: RuleSet, hostname: str) -> list[Finding]:
                 f"browser without a certificate: {_label(by)} lets it in first "
                 f"({by.expression}).",
                 f"Narrow {_label(by)} (a user agent, a path, your networks) or move it below "
-                "the certificate rule; check with: hagate rules explain --ip 198.51.100.7",
+                "the certificate rule; check with: `hagate rules explain --ip 198.51.100.7`",
             )
         ]
     return []
@@ -251,17 +254,84 @@ def check_never_matched(
                 Severity.LOW,
                 f"{_label(rule)} has not matched any request in {days} days.",
                 f"If nothing needs it any more, remove {_label(rule)} from hagate.yaml; "
-                "otherwise check it says what you mean: hagate rules explain ...",
+                "otherwise check it says what you mean, with the address, --ua and --path of "
+                "a request it is meant for: `hagate rules explain --ip 198.51.100.7`",
+            )
+        )
+    return out
+
+
+GEOIP_FIELDS = {"asn_db": "ip.src.asnum", "country_db": "ip.src.country"}
+GEOIP_FIX = (
+    "Get the databases (DB-IP Lite, no account; hagate.yaml is pointed at them): "
+    "`hagate geoip update`"
+)
+
+
+def geoip_gaps(
+    ruleset: RuleSet, configured: set[str]
+) -> list[tuple[Rule | RateLimitRule, list[str]]]:
+    """The enabled rules that read a GeoIP field whose database hagate.yaml does not name,
+    with those databases (asn_db, country_db): such a rule never matches."""
+    out: list[tuple[Rule | RateLimitRule, list[str]]] = []
+    every: list[Rule | RateLimitRule] = [*ruleset.rules, *ruleset.rate_limits]
+    for rule in every:
+        missing = sorted(fields.databases_read(rule.fields) - configured)
+        if rule.enabled and missing:
+            out.append((rule, missing))
+    return out
+
+
+def geoip_gap_text(rule: Rule | RateLimitRule, missing: list[str]) -> str:
+    reads = " and ".join(GEOIP_FIELDS[m] for m in missing)
+    keys = " and ".join(f"geoip.{m}" for m in missing)
+    return (
+        f"{_label(rule)} reads {reads}, but hagate.yaml names no database for it ({keys}): "
+        "the field is always empty, so the rule never matches."
+    )
+
+
+def refuse_without_geoip(preset: str, rule: dict[str, str], cfg: Config) -> None:
+    """A preset that would never match for want of a GeoIP database is not added."""
+    alone = ruleset_from_config(replace(cfg, rules=[rule], rate_limits=[]))
+    for _, missing in geoip_gaps(alone, cfg.geoip_databases):
+        reads = " and ".join(GEOIP_FIELDS[m] for m in missing)
+        keys = " and ".join(f"geoip.{m}" for m in missing)
+        raise HagateError(
+            f"the {preset} preset matches on {reads}, but {cfg.source.name} names no database "
+            f"for it ({keys}): the rule would never match. {GEOIP_FIX}, then add the preset."
+        )
+
+
+def check_geoip(ruleset: RuleSet, configured: set[str]) -> list[Finding]:
+    out = []
+    for rule, missing in geoip_gaps(ruleset, configured):
+        # A block rule that never matches lets in what it was meant to stop.
+        blocks = getattr(rule, "action", "block") == "block"
+        out.append(
+            Finding(
+                rule_id("rule-needs-geoip", rule),
+                Severity.HIGH if blocks else Severity.MEDIUM,
+                geoip_gap_text(rule, missing),
+                GEOIP_FIX,
             )
         )
     return out
 
 
 def check_rules(
-    ruleset: RuleSet, hostname: str, matched: set[str], log_span: float, now: float
+    ruleset: RuleSet,
+    hostname: str,
+    matched: set[str],
+    log_span: float,
+    now: float,
+    geoip: set[str] | None = None,
 ) -> list[Finding]:
+    """Every check of the rules; `geoip`: the GeoIP databases configured (asn_db,
+    country_db), or None not to check."""
     return [
         *check_skip_rules(ruleset, hostname),
         *check_certificate_rule(ruleset, hostname),
         *check_never_matched(ruleset, matched, log_span, now),
+        *(check_geoip(ruleset, geoip) if geoip is not None else ()),
     ]

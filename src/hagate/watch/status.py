@@ -142,8 +142,8 @@ def judge_statuses(statuses: list[ProcessStatus], now: float) -> list[Finding]:
                 Severity.HIGH,
                 f"The connector has been cut off from the relay {relay} for {minutes} minutes: "
                 "the home cannot be reached through it.",
-                f"Check the relay (hagate relay status on {relay.rsplit(':', 1)[0]}) and this "
-                "host's network; hagate connect's stderr says why it cannot connect.",
+                f"Check the relay (`hagate relay status` on {relay.rsplit(':', 1)[0]}) and "
+                "this host's network; hagate connect's stderr says why it cannot connect.",
             )
         )
     return out
