@@ -89,6 +89,18 @@ def test_a_malformed_endpoint_id_is_not_echoed(endpoint_id: Any) -> None:
             "unreachable",
             "cannot be reached",
         ),
+        (
+            400,
+            {"x-hagate-page": "upstream-untrusted"},
+            b"Home Assistant does not trust the gateway as a proxy\nHome Assistant answered "
+            b"400 ...\nIn Home Assistant's configuration.yaml, under http:, set "
+            b"use_x_forwarded_for: true and trusted_proxies: [127.0.0.1], then restart\n",
+            "internal",
+            "Home Assistant does not trust the gateway as a proxy: In Home Assistant's "
+            "configuration.yaml, under http:, set use_x_forwarded_for: true and "
+            "trusted_proxies: [127.0.0.1]",
+        ),
+        (400, {}, b"400: Bad Request", "internal", "does not trust hagate as a proxy"),
         (403, {}, b"403: Forbidden", "unreachable", "IP ban"),
         (401, {}, b"401: Unauthorized", "auth", "refused the access token"),
         (404, {}, b"404: Not Found", "internal", "alexa: smart_home:"),

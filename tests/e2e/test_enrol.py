@@ -72,7 +72,8 @@ def test_enrolment_ends_with_a_device_that_gets_in(
         page = context.new_page()
         page.goto(url.group(1))
         text = page.inner_text("body")
-        assert "VPN & app user certificate" in text and "android device" in text
+        assert "VPN & app user certificate" in text and "this Android device" in text
+        assert "Home Assistant app cannot connect yet" in text  # the gateway's own CA
         assert fingerprint.group(1) in text  # the page shows what the terminal printed
         link = page.get_by_role("link", name="Download certificate")
         assert (link.get_attribute("href") or "").endswith("/legacy.p12")  # Android 10
@@ -80,6 +81,9 @@ def test_enrolment_ends_with_a_device_that_gets_in(
             link.click()
         assert got.value.suggested_filename == "tablet-legacy.p12"
         got.value.save_as(download)
+        # The page looks again by itself and then shows the next steps.
+        page.wait_for_function("document.title.endsWith(': downloaded')", timeout=15000)
+        assert "Now install it on this Android device" in page.inner_text("body")
         context.close()
         browser.close()
     home = tmp_path / "home"

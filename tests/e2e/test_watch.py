@@ -290,5 +290,21 @@ def test_the_trust_probe_finds_a_home_assistant_that_does_not_trust_the_gateway(
     assert code == 1
     assert found["ha-untrusted-proxy"]["severity"] == "high"
     assert "use_x_forwarded_for: true" in found["ha-untrusted-proxy"]["fix"]
-    # And what it says is what the household sees: a request through hagate gets 400.
-    assert home.gateway.request("/api/", cert="phone", source=HOME).status == 400
+    # And what it says is what the household sees: a request through hagate gets 400, with
+    # what to change in Home Assistant (the address it sees the gateway at).
+    r = home.gateway.request("/api/", cert="phone", source=HOME)
+    assert r.status == 400 and r.header("x-hagate-page") == "upstream-untrusted"
+    text = r.body.decode()
+    assert text.startswith("Home Assistant does not trust the gateway as a proxy\n")
+    assert "trusted_proxies: [127.0.0.1]" in text
+    page = home.gateway.request("/", cert="phone", source=HOME, headers={"Accept": "text/html"})
+    assert page.status == 400 and "<h1>Home Assistant does not trust" in page.body.decode()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        reasons = [e["reason"] for e in home.gateway.events() if e["status"] == 400]
+        if len(reasons) >= 2:
+            break
+        time.sleep(0.2)
+    assert reasons[-1] == (
+        "Home Assistant does not trust the gateway as a proxy (http: trusted_proxies)"
+    )

@@ -66,15 +66,24 @@ def test_the_link_works_once_then_never(gateway: Gateway) -> None:
     assert status == 200 and b"VPN &amp; app user certificate" in body
     assert headers["cache-control"] == "no-store" and headers["x-hagate-page"] == "enrol"
     assert f'href="{path}/p12"'.encode() in body
+    # The download is the first step, and the page loads again after it.
+    assert b"<ol><li>Tap this button:<br><a class=button" in body
+    assert b'onclick="setTimeout(function(){location.reload()},2000)"' in body
+    assert b"on this Android device," in body
     assert get(gateway, path, ANDROID)[0] == 200  # looking again (a link preview, say) is fine
     status, headers, p12 = get(gateway, f"{path}/p12", ANDROID)
     assert status == 200 and headers["content-type"] == "application/x-pkcs12"
     assert headers["content-disposition"] == 'attachment; filename="phone.p12"'
     _, cert, _ = pkcs12.load_key_and_certificates(p12, printed.password.encode())
     assert cert is not None and cert.subject.rfc4514_string() == "CN=phone"
-    for again in (path, f"{path}/p12", f"{path}/legacy.p12", f"{path}/mobileconfig"):
+    # The page now says it was downloaded and what comes next; no file is given again.
+    status, _, body = get(gateway, path, ANDROID)
+    assert status == 200 and b"phone: downloaded" in body and b"Downloaded at " in body
+    assert b"VPN &amp; app user certificate" in body and b"hagate cert revoke phone" in body
+    assert b"onclick" not in body and b"/p12" not in body
+    for again in (f"{path}/p12", f"{path}/legacy.p12", f"{path}/mobileconfig"):
         status, _, body = get(gateway, again, ANDROID)
-        assert status == 404 and b"not valid" in body
+        assert status == 410 and b"phone: downloaded" in body and b"BEGIN" not in body
     assert not list((gateway.state / "enrol").glob("*/p12"))  # the files are gone
     assert gateway.upstream.seen == []
 

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hagate.enrol.answer import Kind, MissLimiter, loggable, route
-from hagate.enrol.platform import Device, chosen, detect
+from hagate.enrol.pages import enrol_page
+from hagate.enrol.platform import Device, Platform, chosen, detect
 from hagate.gateway.identity import NO_CERT
 from hagate.gateway.verdict import Outcome, judge
 from hagate.geoip import Location
@@ -183,3 +184,20 @@ def test_the_verdict_answers_gateway_paths_before_the_rules_and_after_the_name()
         head(f"/.hagate/enrol/{TOKEN}", "other.test"), "ha.test", "ha.test", 0, rules, *args
     )
     assert wrong.outcome is Outcome.WRONG_HOST
+
+
+def test_the_android_page_says_when_the_app_cannot_connect_yet() -> None:
+    android = Platform(Device.ANDROID, legacy=False)
+    own_ca = enrol_page("t" * 32, "phone", "ha.example", android, "ab" * 32, with_ca=True)
+    text = own_ca.decode()
+    assert "on this Android device, so it can reach" in text
+    assert "The Home Assistant app cannot connect yet" in text
+    assert "A public certificate from Let's Encrypt" in text
+    assert "the first connection asks which certificate" not in text
+    public = enrol_page("t" * 32, "phone", "ha.example", android, None, with_ca=False).decode()
+    assert "In the Home Assistant app, the first connection asks which certificate" in public
+    assert "cannot connect yet" not in public
+    # Nothing refers to a button "below": the download is the first step itself.
+    for page in (text, public):
+        assert "below" not in page
+        assert page.index("Download certificate") < page.index("Install a certificate")

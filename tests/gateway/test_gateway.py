@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import select
+import shlex
 import signal
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -201,6 +203,8 @@ def test_revocation_applies_on_an_open_keep_alive_connection(gw: Gateway) -> Non
         sock.sendall(b"GET /two HTTP/1.1\r\nHost: ha.test\r\n\r\n")
         r = read_response(sock, buf)
     assert r.status == 403 and "revoked" in r.body.decode()
+    assert r.body.decode().startswith("This certificate has been revoked\n")
+    assert "required" not in r.body.decode()
     assert gw.upstream.paths() == ["/one"]
 
 
@@ -209,6 +213,7 @@ def test_expired_certificate_is_told_in_plain_words(gw: Gateway) -> None:
     r = gw.request("/", cert="old-phone")
     assert r.status == 403
     assert "'old-phone' expired on" in r.body.decode()
+    assert r.body.decode().startswith("This certificate has expired\n")
     assert gw.upstream.seen == []
 
 
@@ -231,6 +236,41 @@ def test_certificate_from_another_ca_fails_the_handshake_and_is_an_event(
         events and events[0]["reason"] == "client certificate refused: not issued by this hagate CA"
     )
     assert events[0]["client_ip"] == "127.0.0.1" and events[0]["sni"] == "ha.test"
+
+
+def test_a_device_that_does_not_trust_the_gateway_is_told_in_plain_words(gw: Gateway) -> None:
+    # curl and Python without hagate's CA: each ends the handshake with its own alert
+    # (OpenSSL calls them "unknown ca" and "certificate unknown").
+    connect_to = f"ha.test:443:127.0.0.1:{gw.port}"
+    curl = subprocess.run(
+        ["curl", "-sS", "--connect-to", connect_to, "https://ha.test/"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert curl.returncode == 60, curl.stderr  # "SSL certificate problem"
+    context = ssl.create_default_context()
+    with (
+        pytest.raises(ssl.SSLCertVerificationError),
+        socket.create_connection(("127.0.0.1", gw.port)) as raw,
+        context.wrap_socket(raw, server_hostname="ha.test"),
+    ):
+        pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        refused = [
+            e
+            for e in gw.events()
+            if e["action"] == "tls_error" and "before the TLS" not in e["reason"]  # the start's
+        ]
+        if len(refused) >= 2:
+            break
+        time.sleep(0.2)
+    assert [e["reason"] for e in refused] == [
+        "the device does not trust the gateway's certificate (install hagate's CA on it, "
+        "or configure ACME for a public certificate)"
+    ] * 2
 
 
 def test_garbage_instead_of_tls_is_an_event(gw: Gateway) -> None:
@@ -543,3 +583,22 @@ def test_only_the_configured_name_is_served(gw: Gateway) -> None:
         assert read_response(sock, bytearray()).status == 421
     assert gw.upstream.seen == []
     assert gw.request("/", cert="phone").header("x-hagate-page") is None  # HA's own answer
+
+
+def test_the_curl_line_cert_issue_prints_works_as_printed(gw: Gateway) -> None:
+    r = run_hagate("cert", "issue", "laptop", state=gw.state)
+    assert r.code == 0, r.err
+    line = next(x for x in r.out.splitlines() if x.strip().startswith("curl "))
+    printed = shlex.split(line.strip())[1:]  # "curl   curl --cacert ...": the command itself
+    assert printed[0] == "curl" and printed[-1] == "https://ha.test/"
+    # As printed; only the name is pointed at this test's gateway (no DNS for ha.test here).
+    connect_to = f"ha.test:443:127.0.0.1:{gw.port}"
+    done = subprocess.run(
+        [*printed, "-sS", "--connect-to", connect_to, "-o", "/dev/null", "-w", "%{http_code}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout == "200", done.stderr
+    assert gw.upstream.paths() == ["/"]

@@ -446,6 +446,9 @@ def _answer(status: int, headers: dict[str, str], data: bytes, token: str) -> di
     """HA's answer unchanged, or the Failure it amounts to."""
     if PAGE_HEADER.lower() in headers:
         text = data.decode("utf-8", "replace").strip().splitlines()
+        if headers[PAGE_HEADER.lower()] == "upstream-untrusted":  # the title, then the fix
+            fix = text[2] if len(text) > 2 else ""
+            raise Failure("internal", f"{text[0]}: {fix}", "ha 400 untrusted proxy")
         why = " ".join(text[:2]) if text else f"status {status}"
         raise Failure(
             "unreachable",
@@ -469,6 +472,13 @@ def _answer(status: int, headers: dict[str, str], data: bytes, token: str) -> di
             "internal",
             "Home Assistant has no Alexa endpoint: add `alexa: smart_home:` to its configuration",
             "ha 404",
+        )
+    if status == 400 and data.strip() == b"400: Bad Request":
+        raise Failure(
+            "internal",
+            "Home Assistant answered 400, as it does when it does not trust hagate as a proxy: "
+            "set http: use_x_forwarded_for: true and trusted_proxies in its configuration",
+            "ha 400",
         )
     if status != 200:
         raise Failure("internal", f"Home Assistant answered {status}", f"ha {status}")

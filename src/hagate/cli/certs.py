@@ -67,11 +67,12 @@ def cert_issue(
     pem_dir: Path | None,
 ) -> None:
     """Issue a client certificate named NAME, signed by hagate's CA."""
+    from hagate.config import load_config
     from hagate.pki import certs
     from hagate.pki.authority import Authority, validate_name
     from hagate.pki.devices import install_instructions
     from hagate.pki.pkcs12 import build_pkcs12
-    from hagate.state import CLIENTS_DIR, atomic_write
+    from hagate.state import CA_CERT, CLIENTS_DIR, atomic_write
 
     ctx.state.require()
     validate_name(name)
@@ -110,7 +111,9 @@ def cert_issue(
     if pem_dir is not None:
         click.echo(f"PEM:      {pem_dir / (name + '.crt')}, {pem_dir / (name + '.key')}")
     click.echo("")
-    click.echo(install_instructions(p12, pem_dir, name))
+    cfg = load_config(ctx.state.config_path)
+    ca = None if cfg.acme is not None else ctx.state / CA_CERT
+    click.echo(install_instructions(p12, pem_dir, name, cfg.hostname, ca))
 
 
 @cert.command("list")

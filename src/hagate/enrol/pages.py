@@ -1,4 +1,5 @@
-"""The enrolment pages: small, no JavaScript, readable on a phone (pure HTML builders)."""
+"""The enrolment pages: small, readable on a phone, one line of script (the reload after a
+download) and nothing the page needs it for (pure HTML builders)."""
 
 from __future__ import annotations
 
@@ -36,60 +37,93 @@ def too_many() -> bytes:
     return _page("Too many tries", "<h1>Too many tries</h1><p>Wait ten minutes.</p>")
 
 
-def _steps(platform: Platform, name: str, hostname: str, with_ca: bool) -> str:
+# What the page calls the device it is on.
+DEVICE_WORDS = {
+    Device.IOS: "iPhone or iPad",
+    Device.MACOS: "Mac",
+    Device.ANDROID: "Android device",
+    Device.WINDOWS: "Windows PC",
+    Device.LINUX: "Linux computer",
+    Device.OTHER: "device",
+}
+PUBLIC_CERT_FIX = (
+    "docs/certificates.md, “A public certificate from Let's Encrypt” (<code>tls: acme:</code> "
+    "in hagate.yaml)"
+)
+
+
+def _steps(platform: Platform, name: str, hostname: str, with_ca: bool, first: str) -> list[str]:
+    """The steps on the device, each an <li>'s content; `first` is the download step."""
     d = platform.device
     if d is Device.IOS:
         trust = (
-            "<li>Settings → General → About → <b>Certificate Trust Settings</b>: turn on full "
-            f"trust for <i>hagate CA for {hostname}</i>.</li>"
+            [
+                "Settings → General → About → <b>Certificate Trust Settings</b>: turn on full "
+                f"trust for <i>hagate CA for {hostname}</i>."
+            ]
             if with_ca
-            else ""
+            else []
         )
-        return (
-            "<ol><li>Tap <b>Download profile</b> below, then <b>Allow</b>.</li>"
-            "<li>Open Settings → <b>Profile Downloaded</b> → <b>Install</b>; enter your passcode, "
-            "then the <b>bundle password</b> shown in the terminal.</li>"
-            f"{trust}"
-            "<li>Safari now offers the certificate for this site. In the Home Assistant app: "
+        return [
+            first,
+            "Open Settings → <b>Profile Downloaded</b> → <b>Install</b>; enter your passcode, "
+            "then the <b>bundle password</b> shown in the terminal.",
+            *trust,
+            "Safari now offers the certificate for this site. In the Home Assistant app: "
             "Settings → Companion App → your server → <b>Client certificate</b> → "
-            f"{name}.</li></ol>"
-        )
+            f"{name}.",
+        ]
     if d is Device.MACOS:
         trust = (
-            "<li>Keychain Access → System → <i>hagate CA for "
-            f"{hostname}</i> → Trust → <b>Always Trust</b>.</li>"
+            [
+                "Keychain Access → System → <i>hagate CA for "
+                f"{hostname}</i> → Trust → <b>Always Trust</b>."
+            ]
             if with_ca
-            else ""
+            else []
         )
-        return (
-            "<ol><li>Click <b>Download profile</b> below.</li>"
-            "<li>System Settings → Privacy &amp; Security → <b>Profiles</b> (or General → "
+        return [
+            first,
+            "System Settings → Privacy &amp; Security → <b>Profiles</b> (or General → "
             "Device Management) → double-click the profile → <b>Install</b>; enter the "
-            "<b>bundle password</b> shown in the terminal.</li>"
-            f"{trust}<li>Safari and Chrome offer the certificate when the site asks.</li></ol>"
-        )
+            "<b>bundle password</b> shown in the terminal.",
+            *trust,
+            "Safari and Chrome offer the certificate when the site asks.",
+        ]
     if d is Device.ANDROID:
-        return (
-            "<ol><li>Tap <b>Download certificate</b> below.</li>"
-            "<li>Settings → Security → Encryption &amp; credentials → <b>Install a "
+        app = (
+            "Chrome asks which certificate to use on the first visit: choose "
+            f"<b>{name}</b>. The Home Assistant app cannot connect yet: Android apps do not "
+            "trust a CA installed by hand, and this gateway's certificate is from its own CA. "
+            f"Whoever runs the gateway can give it a public certificate: {PUBLIC_CERT_FIX}."
+            if with_ca
+            else "In the Home Assistant app, the first connection asks which certificate to "
+            f"use: choose <b>{name}</b>. Chrome asks the same."
+        )
+        return [
+            first,
+            "Settings → Security → Encryption &amp; credentials → <b>Install a "
             "certificate</b> → <b>VPN &amp; app user certificate</b> → pick "
-            f"<code>{name}.p12</code>; enter the <b>bundle password</b> shown in the terminal.</li>"
-            "<li>In the Home Assistant app, the first connection asks which certificate to use: "
-            f"choose <b>{name}</b>. Chrome asks the same.</li></ol>"
-        )
+            f"<code>{name}.p12</code>; enter the <b>bundle password</b> shown in the terminal.",
+            app,
+        ]
     if d is Device.WINDOWS:
-        return (
-            "<ol><li>Click <b>Download certificate</b> below and open the file.</li>"
-            "<li>Store location <b>Current User</b> → Next → enter the <b>bundle password</b> → "
-            "<b>Place all certificates in the following store</b>: Personal → Finish.</li>"
-            "<li>Edge and Chrome offer the certificate when the site asks.</li></ol>"
-        )
-    return (
-        "<ol><li>Download the certificate below.</li>"
-        f"<li>Linux (Chromium, Firefox): <code>pk12util -d sql:$HOME/.pki/nssdb -i {name}.p12"
-        "</code> and enter the <b>bundle password</b>.</li>"
-        "<li>Other systems: import it as a personal certificate (PKCS#12).</li></ol>"
-    )
+        return [
+            first + " Open the file.",
+            "Store location <b>Current User</b> → Next → enter the <b>bundle password</b> → "
+            "<b>Place all certificates in the following store</b>: Personal → Finish.",
+            "Edge and Chrome offer the certificate when the site asks.",
+        ]
+    return [
+        first,
+        f"Linux (Chromium, Firefox): <code>pk12util -d sql:$HOME/.pki/nssdb -i {name}.p12"
+        "</code> and enter the <b>bundle password</b>.",
+        "Other systems: import it as a personal certificate (PKCS#12).",
+    ]
+
+
+def _ol(steps: list[str]) -> str:
+    return "<ol>" + "".join(f"<li>{s}</li>" for s in steps) + "</ol>"
 
 
 def enrol_page(
@@ -100,16 +134,23 @@ def enrol_page(
     server_sha256: str | None,
     with_ca: bool,
 ) -> bytes:
+    """The page of a live link: the download as the first step. After the download it loads
+    again, and then shows that it was downloaded and the next steps."""
     base = f"/.hagate/enrol/{token}"
     if platform.device.apple:
         download = f'<a class=button href="{base}/mobileconfig">Download profile</a>'
     else:
         primary = "legacy.p12" if platform.legacy else "p12"
-        download = f'<a class=button href="{base}/{primary}">Download certificate</a>'
+        # The one script of the page: once the file is on its way, the page loads again and
+        # shows the next steps (a meta refresh would be cancelled by the download itself).
+        download = (
+            f'<a class=button href="{base}/{primary}" onclick="{RELOAD}">Download certificate</a>'
+        )
         if platform.device in (Device.WINDOWS, Device.OTHER, Device.LINUX) or not platform.legacy:
             other = "p12" if platform.legacy else "legacy.p12"
             download += (
-                f'<p class=small>Older system that refuses it? <a href="{base}/{other}">'
+                f'<p class=small>Older system that refuses it? <a href="{base}/{other}" '
+                f'onclick="{RELOAD}">'
                 f"The {'modern' if platform.legacy else 'compatible (3DES)'} file</a>.</p>"
             )
     fingerprint = ""
@@ -120,12 +161,33 @@ def enrol_page(
             "signed by your own hagate CA. Go on only if this SHA-256 is the one the terminal "
             f"showed:<br><code>{html.escape(pairs.upper())}</code></p>"
         )
+    word = DEVICE_WORDS[platform.device]
+    first = ("Tap" if platform.device in (Device.IOS, Device.ANDROID) else "Click") + (
+        f" this button:<br>{download}"
+    )
+    steps = _steps(platform, html.escape(name), html.escape(hostname), with_ca, first)
     body = (
         f"<h1>Certificate for {html.escape(name)}</h1>"
-        f"<p>This puts the certificate <b>{html.escape(name)}</b> on this "
-        f"{html.escape(platform.device.value)} device, so it can reach Home Assistant at "
-        f"<b>{html.escape(hostname)}</b>. The link works for one download.</p>"
-        f"{fingerprint}{download}"
-        f"{_steps(platform, html.escape(name), html.escape(hostname), with_ca)}"
+        f"<p>This puts the certificate <b>{html.escape(name)}</b> on this {word}, so it can "
+        f"reach Home Assistant at <b>{html.escape(hostname)}</b>. The link works for one "
+        f"download.</p>{fingerprint}{_ol(steps)}"
     )
     return _page(f"{name}: certificate", body)
+
+
+RELOAD = "setTimeout(function(){location.reload()},2000)"
+
+
+def downloaded_page(name: str, hostname: str, platform: Platform, with_ca: bool, at: str) -> bytes:
+    """The same link once its file was downloaded: what to do next, and what to do if the
+    download was not yours."""
+    done = f"Downloaded at {html.escape(at)} UTC. ✓"
+    steps = _steps(platform, html.escape(name), html.escape(hostname), with_ca, done)
+    body = (
+        f"<h1>Certificate for {html.escape(name)}: downloaded</h1>"
+        f"<p>Now install it on this {DEVICE_WORDS[platform.device]}:</p>{_ol(steps)}"
+        "<p class=small>The link is used up. If you did not download it, tell whoever runs "
+        f"the gateway: <code>hagate cert revoke {html.escape(name)}</code> stops that "
+        "certificate.</p>"
+    )
+    return _page(f"{name}: downloaded", body)

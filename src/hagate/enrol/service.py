@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from hagate.enrol import pages
 from hagate.enrol.answer import CONTENT_TYPES, Kind, Reply, Route
 from hagate.enrol.platform import chosen
@@ -34,7 +36,9 @@ class Enrolments:
         if r.kind is Kind.PAGE or head_only:
             found = self.store.find(r.token)
             if found is None:
-                return Reply(404, HTML, pages.not_found(), MISS)
+                return self._after_download(r, user_agent) or Reply(
+                    404, HTML, pages.not_found(), MISS
+                )
             platform = chosen(found.device, user_agent)
             if r.kind is Kind.FILE:  # HEAD of a download: nothing is used up
                 return Reply(200, CONTENT_TYPES[r.file], b"", "download checked", found.name)
@@ -55,7 +59,7 @@ class Enrolments:
             )
         taken = self.store.take(r.token, r.file)
         if taken is None:
-            return Reply(404, HTML, pages.not_found(), MISS)
+            return self._after_download(r, user_agent) or Reply(404, HTML, pages.not_found(), MISS)
         item, data = taken
         suffix = ".mobileconfig" if r.file == "mobileconfig" else ".p12"
         return Reply(
@@ -66,3 +70,19 @@ class Enrolments:
             item.name,
             filename=f"{item.name}{'-legacy' if r.file == 'legacy.p12' else ''}{suffix}",
         )
+
+    def _after_download(self, r: Route, user_agent: str) -> Reply | None:
+        """The link after its download: the next steps (the page 200, a file again 410)."""
+        item = self.store.find_downloaded(r.token)
+        if item is None or item.used is None:
+            return None
+        at = time.strftime("%H:%M", time.gmtime(item.used))
+        body = pages.downloaded_page(
+            item.name,
+            self.hostname,
+            chosen(item.device, user_agent),
+            with_ca=item.server_sha256 is not None,
+            at=at,
+        )
+        status, why = (200, "the page") if r.kind is Kind.PAGE else (410, "a second download")
+        return Reply(status, HTML, body, f"{why} of a used enrolment link", item.name)

@@ -54,6 +54,7 @@ class Enrolment:
     cert_sha256: str
     server_sha256: str | None  # shown on the page while the server certificate is hagate's
     used: float | None = None
+    downloaded: bool = False  # used by its download (not superseded by a newer link)
 
     def live(self, now: float) -> bool:
         return self.used is None and now < self.expires
@@ -132,6 +133,16 @@ class EnrolmentStore:
                 return item
         return None
 
+    def find_downloaded(self, token: str) -> Enrolment | None:
+        """The enrolment whose file `token` delivered (kept a day), or None."""
+        if not TOKEN_PATTERN.fullmatch(token):
+            return None
+        wanted = digest(token)
+        for item in self._load():
+            if secrets.compare_digest(item.digest, wanted) and item.downloaded:
+                return item
+        return None
+
     def take(self, token: str, kind: str) -> tuple[Enrolment, bytes] | None:
         """The file `kind` of a live enrolment, which is then used up; None otherwise."""
         if kind not in FILES or not TOKEN_PATTERN.fullmatch(token):
@@ -147,6 +158,7 @@ class EnrolmentStore:
                     except FileNotFoundError:
                         return None
                     item.used = now
+                    item.downloaded = True
                     self._drop_files(item)
                     self._save(self._prune(items, now))
                     return item, data

@@ -79,13 +79,14 @@ class CertState:
     name: str | None
     sha256: str | None
     problem: str | None  # None when verified; otherwise why not, in user terms
+    standing: str = "valid"  # or: none, unknown, revoked, expired, not-yet-valid
 
     @property
     def verified(self) -> bool:
         return bool(self.fields.get(P + "cert_verified"))
 
 
-NO_CERT = CertState({}, None, None, "no client certificate was presented")
+NO_CERT = CertState({}, None, None, "no client certificate was presented", "none")
 
 
 class ClientCertificate:
@@ -124,20 +125,20 @@ class ClientCertificate:
         fields = dict(self._fields)
         name = record.name if record else self.cert.subject.rfc4514_string()
         problem: str | None = None
-        revoked = False
+        standing = "valid"
         if record is None:
-            problem = "this certificate is not in hagate's inventory"
+            problem, standing = "this certificate is not in hagate's inventory", "unknown"
         elif record.revoked:
-            revoked = True
-            problem = f"the certificate '{record.name}' has been revoked"
+            problem, standing = f"the certificate '{record.name}' has been revoked", "revoked"
         elif now >= self.cert.not_valid_after_utc:
             day = self.cert.not_valid_after_utc.date().isoformat()
-            problem = f"the certificate '{record.name}' expired on {day}"
+            problem, standing = f"the certificate '{record.name}' expired on {day}", "expired"
         elif now < self.cert.not_valid_before_utc:
             problem = f"the certificate '{record.name}' is not valid yet"
+            standing = "not-yet-valid"
         fields[P + "cert_verified"] = problem is None
-        fields[P + "cert_revoked"] = revoked
-        return CertState(fields, name, self.sha256, problem)
+        fields[P + "cert_revoked"] = standing == "revoked"
+        return CertState(fields, name, self.sha256, problem, standing)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -104,12 +104,21 @@ def refused(status: int, reason: str, request_id: str, as_html: bool) -> bytes:
     return page(status, reason_phrase(status), reason, request_id, as_html, keep_alive=False)
 
 
+CERT_TITLES = {  # the block page's title, by the presented certificate's standing
+    "none": "A client certificate is required",
+    "revoked": "This certificate has been revoked",
+    "expired": "This certificate has expired",
+    "not-yet-valid": "This certificate is not valid yet",
+    "unknown": "This certificate is not recognised",
+}
+
+
 def blocked(
     status: int,
     rule_name: str,
     custom: str | None,
     cert_problem: str | None,
-    cert_name: str | None,
+    cert_standing: str,
     request_id: str,
     as_html: bool,
     keep_alive: bool,
@@ -120,15 +129,15 @@ def blocked(
     if status == 429:
         title, message, hint = "Too many requests", "Slow down and try again in a while.", ""
     elif cert_problem:
-        title = "A client certificate is required"
+        title = CERT_TITLES.get(cert_standing, "This certificate is not accepted")
         message = (
             f"This Home Assistant only lets in devices holding a valid client "
             f"certificate, and {cert_problem}."
         )
         hint = (
-            "Ask whoever runs it for a new certificate, install it, and reload."
-            if cert_name
-            else "Install your certificate on this device and reload."
+            "Install your certificate on this device and reload."
+            if cert_standing == "none"
+            else "Ask whoever runs it for a new certificate, install it, and reload."
         )
     else:
         title, message, hint = "Blocked", f'This request was blocked by the rule "{rule_name}".', ""
@@ -152,6 +161,31 @@ def upstream_failed(status: int, request_id: str, as_html: bool) -> bytes:
         as_html,
         keep_alive=False,
         kind="upstream",
+    )
+
+
+# What Home Assistant answers a proxied request when it does not trust the proxy (http:
+# use_x_forwarded_for and trusted_proxies): aiohttp's bare HTTPBadRequest.
+HA_UNTRUSTED_PROXY = b"400: Bad Request"
+
+
+def untrusted_proxy(
+    gateway_ip: str, request_id: str, as_html: bool, keep_alive: bool, body_allowed: bool
+) -> bytes:
+    """Home Assistant answered its bare 400, which it gives a request forwarded by a proxy
+    it does not trust: say what to change."""
+    return page(
+        400,
+        "Home Assistant does not trust the gateway as a proxy",
+        "Home Assistant answered 400 Bad Request, which it does to every request forwarded by "
+        f"a proxy it does not trust (it sees the gateway at {gateway_ip}).",
+        request_id,
+        as_html,
+        keep_alive,
+        "In Home Assistant's configuration.yaml, under http:, set use_x_forwarded_for: true "
+        f"and trusted_proxies: [{gateway_ip}], then restart Home Assistant.",
+        body_allowed,
+        kind="upstream-untrusted",
     )
 
 

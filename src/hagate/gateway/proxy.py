@@ -21,6 +21,7 @@ import ssl
 import time
 from typing import TYPE_CHECKING
 
+from hagate.gateway import pages
 from hagate.gateway.channel import Channel, LimitOverrun
 from hagate.gateway.pages import reason_phrase
 from hagate.gateway.record import Exchange
@@ -252,6 +253,8 @@ async def _respond(
                 data = await up.read_body(reader, CHUNK, up.deadline(timeout))
         except TimeoutError:
             raise UpstreamError(504, "Home Assistant did not send the body in time") from None
+        if rhead.status == 400 and data == pages.HA_UNTRUSTED_PROXY:
+            return _untrusted(head, up, client, ex, keep_client), keep_client
         ex.bytes_out += len(data)
         out += data
     client.write(out)
@@ -272,6 +275,20 @@ async def _respond(
     if not client.drained:
         await client.drain()
     return not close_delimited, keep_client
+
+
+def _untrusted(head: RequestHead, up: Channel, client: Channel, ex: Exchange, keep: bool) -> bool:
+    """Home Assistant's answer to a proxy it does not trust, as a page that says the fix."""
+    sockname = up.transport.get_extra_info("sockname") if up.transport else None
+    gateway_ip = sockname[0] if sockname else "this host's address"
+    ex.reason = "Home Assistant does not trust the gateway as a proxy (http: trusted_proxies)"
+    page = pages.untrusted_proxy(
+        gateway_ip, ex.request_id, "text/html" in head.accept, keep, head.method != "HEAD"
+    )
+    client.write(page)
+    ex.answered = True
+    ex.bytes_out += len(page) - page.find(b"\r\n\r\n") - 4
+    return True  # the upstream body (those 16 bytes) was read to its end
 
 
 async def _pipe(gw: Gateway, client: Channel, up: Channel, ex: Exchange) -> None:

@@ -202,7 +202,7 @@ async def _block(
             ex.rule,
             rule.response,
             problem,
-            cert.name,
+            cert.standing,
             ex.request_id,
             wants_html,
             keep,

@@ -51,6 +51,33 @@ def server_contexts(state: StateDir, acme_certificate: Path | None) -> FollowedC
     )
 
 
+UNTRUSTED = (
+    "the device does not trust the gateway's certificate (install hagate's CA on it, "
+    "or configure ACME for a public certificate)"
+)
+# The alert a device sends when it ends the handshake (OpenSSL's words) -> plain words.
+ALERTS = {
+    "certificate unknown": UNTRUSTED,
+    "unknown ca": UNTRUSTED,
+    "bad certificate": UNTRUSTED,
+    "certificate expired": "the device says the gateway's certificate has expired "
+    "(`hagate audit` says how to renew it)",
+    "certificate revoked": "the device says the gateway's certificate was revoked",
+    "unsupported certificate": "the device cannot use the gateway's kind of certificate",
+    "protocol version": "the device and the gateway have no TLS version in common",
+    "handshake failure": "the device and the gateway have no TLS parameters in common",
+    "insufficient security": "the device and the gateway have no TLS parameters in common",
+    "unrecognized name": "the device does not accept the name the gateway answers for",
+    "decrypt error": "the device could not check the gateway's handshake (a proxy between?)",
+}
+
+
+def _alert_reason(reason: str) -> str:
+    """`sslv3 alert certificate unknown` and the like, in plain words."""
+    said = reason.split("alert", 1)[1].strip()
+    return ALERTS.get(said, f"the device ended the TLS handshake ({said})")
+
+
 def handshake_reason(exc: BaseException) -> str:
     """A short, plain description of why a TLS handshake failed."""
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -60,7 +87,9 @@ def handshake_reason(exc: BaseException) -> str:
         return f"client certificate refused: {message}"
     if isinstance(exc, ssl.SSLError):
         reason = (exc.reason or str(exc)).lower().replace("_", " ")
-        if "unknown ca" in reason or "certificate verify failed" in reason:
+        if "alert" in reason:  # the device ended the handshake, and said why
+            return _alert_reason(reason)
+        if "certificate verify failed" in reason:
             return "client certificate refused: not issued by this hagate CA"
         if "no shared cipher" in reason or "version" in reason:
             return f"no common TLS parameters ({reason})"

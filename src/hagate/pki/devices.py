@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from shlex import quote
 
 
-def install_instructions(p12: Path | None, pem_dir: Path | None, name: str) -> str:
+def install_instructions(
+    p12: Path | None, pem_dir: Path | None, name: str, hostname: str, ca: Path | None
+) -> str:
+    """`ca`: the CA file a client needs to trust the gateway (None when its certificate is
+    from a public CA)."""
     bundle = str(p12) if p12 else "the .p12 bundle (issue one with --p12)"
     lines = [
         "Install it:",
@@ -22,8 +27,7 @@ def install_instructions(p12: Path | None, pem_dir: Path | None, name: str) -> s
         f"  Linux     pk12util -d sql:$HOME/.pki/nssdb -i {bundle}   (Chromium, Firefox via NSS)",
     ]
     if pem_dir is not None:
-        lines.append(
-            f"  curl      curl --cert {pem_dir / (name + '.crt')} --key {pem_dir / (name + '.key')}"
-            " https://YOUR-HOSTNAME/"
-        )
+        trust = f"--cacert {quote(str(ca))} " if ca is not None else ""
+        crt, key = (quote(str(pem_dir / (name + ext))) for ext in (".crt", ".key"))
+        lines.append(f"  curl      curl {trust}--cert {crt} --key {key} https://{hostname}/")
     return "\n".join(lines)
