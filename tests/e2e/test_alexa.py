@@ -5,6 +5,7 @@ Every answer the handler builds itself is checked against the ErrorResponse sche
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -291,6 +292,11 @@ def test_invoke_prints_each_answer_and_its_timings(gateway: Gateway, bundle: Pat
     assert r.code == 0, r.err
     assert "#1 cold:" in r.out and "#2 warm:" in r.out and "StateReport" in r.out
     assert "TLS" in r.out.splitlines()[0]
+    # The cold start is the import and the handler together: no part longer than the whole.
+    cold = re.match(r"#1 cold: ([\d.]+) ms \(import ([\d.]+) ms, handler ([\d.]+) ms\)", r.out)
+    assert cold, r.out
+    whole, parts = float(cold[1]), float(cold[2]) + float(cold[3])
+    assert abs(whole - parts) < 0.2 and float(cold[2]) <= whole and float(cold[3]) <= whole
 
 
 def test_home_assistants_own_error_responses_pass_through_unchanged(

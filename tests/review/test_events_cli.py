@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from hagate.events.store import EVENTS_NAME, append
 from tests.conftest import run_hagate
 from tests.gateway.harness import Gateway, make_gateway
 from tests.geo import write_asn_db, write_country_db
@@ -221,3 +223,28 @@ def test_no_log_yet_is_a_plain_error(tmp_path: Path) -> None:
     )
     r = run_hagate("events", state=state)
     assert r.code != 0 and "no event log" in r.err
+
+
+def test_top_counts_sources_unless_told_and_keeps_long_keys_narrow(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    init = run_hagate(
+        "init", "--hostname", "ha.test", "--upstream", "http://127.0.0.1:8123", state=state
+    )
+    assert init.code == 0, init.err
+    long_path = "/" + "z" * 180
+    now = time.time()
+    for n, (ip, path) in enumerate([(SCANNER, "/wp-login.php"), (SCANNER, long_path), (HOME, "/")]):
+        row = {"time": now + n, "request_id": f"r{n}", "action": "block"}
+        append(state / EVENTS_NAME, {**row, "client_ip": ip, "path": path})
+    r = run_hagate("events", "top", state=state)
+    assert r.code == 0, r.err
+    assert [line.split()[:2] for line in r.out.splitlines()] == [
+        ["count", "ip"],
+        ["2", SCANNER],
+        ["1", HOME],
+    ]
+    r = run_hagate("events", "top", "--by", "path", state=state)
+    assert r.code == 0, r.err
+    widths = [len(line.rstrip()) for line in r.out.splitlines()]
+    assert max(widths) <= 6 + 1 + 60 + 2 + 19, r.out  # count, the key folded at 60, the time
+    assert sum(len(run) for run in re.findall("z+", r.out)) == 180  # folded, nothing lost

@@ -8,6 +8,7 @@ import json
 import signal
 import socket
 import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,6 +149,9 @@ def test_forged_and_revoked_tokens_are_refused(tmp_path: Path) -> None:
             pass
         assert relay.status()["connectors"] == []  # dropped, and its reconnections refused
         assert relay.status()["counters"].get("refused_connectors", 0) >= 1
+        said = (relay.state / "relay.err").read_text()  # each line names the token
+        assert f"(token {token_id}) gone: its token was revoked" in said
+        assert f"refused a connector from 127.0.0.1: the token {token_id} has been revoked" in said
         g.stop()
         forged = other.token()  # signed by another relay's key
         start = time.monotonic()
@@ -159,6 +163,45 @@ def test_forged_and_revoked_tokens_are_refused(tmp_path: Path) -> None:
         g.stop()
         relay.stop()
         g.upstream.close()
+
+
+def curl_relay(relay: Relay, name: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-k",
+            "--connect-to",
+            f"{name}:443:127.0.0.1:{relay.port}",
+            f"https://{name}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_a_browser_at_the_relays_own_name_sees_which_homes_are_down(
+    chain: tuple[Gateway, Relay],
+) -> None:
+    g, relay = chain
+    page = curl_relay(relay, relay.name)
+    assert page.returncode == 0, page.stderr
+    assert "<b>ha.test</b>: connected (1 connector)" in page.stdout
+    g.stop()
+    deadline = time.monotonic() + 15
+    while "not connected" not in (page := curl_relay(relay, relay.name)).stdout:
+        assert time.monotonic() < deadline, page.stdout
+        time.sleep(0.2)
+    assert "<b>ha.test</b>: <b>not connected</b> since " in page.stdout
+    # The home's own name cannot be answered (no key for it here), nor an unknown one.
+    for name in ("ha.test", "nobody.test"):
+        refused = curl_relay(relay, name)
+        assert refused.returncode == 35 and refused.stdout == "", refused  # TLS cut short
+    # A connector still gets in at the relay's name (it offers no ALPN).
+    start_connector(g, [relay], relay.token(), wait=False)
+    wait_served(g, "/back", within=15)
 
 
 def test_the_connector_reconnects_after_a_relay_restart(chain: tuple[Gateway, Relay]) -> None:

@@ -117,7 +117,10 @@ def test_certificate_expiry_and_audit_findings_are_exported(
     _, port = two_workers
     text = scrape(port)
     expiry = samples(text, "hagate_certificate_expiry_timestamp_seconds")
-    assert set(expiry) == {'{kind="client",name="phone"}', '{kind="server",name="hagate-ca"}'}
+    assert set(expiry) == {
+        '{issuer="hagate-ca",kind="client",name="phone"}',
+        '{issuer="hagate-ca",kind="server",name="ha.test"}',
+    }
     assert all(v > time.time() + 300 * 86400 for v in expiry.values())
     findings = samples(text, "hagate_audit_findings")
     assert set(findings) == {f'{{severity="{s}"}}' for s in ("info", "low", "medium", "high")}

@@ -162,10 +162,15 @@ def alexa_invoke(
     for i, r in enumerate(results):
         log = r.log[-1] if r.log else {}
         when = "cold" if i == 0 else "warm"
-        parts = [f"#{i + 1} {when}: {r.ms:.1f} ms"]
-        if r.import_ms is not None:
-            parts.append(f"import {r.import_ms:.1f} ms")
-        for key, label in (("connect_ms", "connect"), ("tls_ms", "TLS")):
+        if r.import_ms is not None:  # the cold start: the import, then the handler
+            total = r.import_ms + r.ms
+            parts = [
+                f"#{i + 1} {when}: {total:.1f} ms (import {r.import_ms:.1f} ms, "
+                f"handler {r.ms:.1f} ms)"
+            ]
+        else:
+            parts = [f"#{i + 1} {when}: handler {r.ms:.1f} ms"]
+        for key, label in (("connect_ms", "of which connect"), ("tls_ms", "TLS")):
             if log.get(key) is not None:
                 parts.append(f"{label} {log[key]:.1f} ms")
         if log.get("retried"):

@@ -138,12 +138,17 @@ def events(click_ctx: click.Context, /, limit: int, as_json: bool, **options: An
         click.echo("no events match", err=True)
 
 
+TOP_KEY_WIDTH = 60
+
+
 @events.command("top")
 @click.option(
     "--by",
     "by",
-    required=True,
+    default="ip",
+    show_default=True,
     type=click.Choice(["asn", "country", "ip", "path", "ua", "rule", "cert", "status"]),
+    help="The field to count by (the sources, unless told).",
 )
 @filters
 @click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True)
@@ -174,10 +179,13 @@ def events_top(ctx: Context, /, by: str, limit: int, as_json: bool, **options: A
         return
     from rich.table import Table
 
+    named = by in ("asn", "country", "ip")  # with the network's or the country's name
     table = Table(box=None, pad_edge=False, show_edge=False)
     table.add_column("count", justify="right")
-    table.add_column(by, overflow="fold")
-    table.add_column("", overflow="fold")
+    # A long path or user agent folds: it does not widen every row to its length.
+    table.add_column(by, overflow="fold", max_width=TOP_KEY_WIDTH)
+    if named:
+        table.add_column("", overflow="fold", max_width=TOP_KEY_WIDTH)
     table.add_column("last seen")
     for e in out:
         key = e[by]
@@ -186,12 +194,8 @@ def events_top(ctx: Context, /, by: str, limit: int, as_json: bool, **options: A
             if by == "asn" and key is not None
             else ("(none)" if key is None else str(key))
         )
-        table.add_row(
-            str(e["count"]),
-            label,
-            e.get("as_name") or e.get("country_name") or "",
-            _when(e["last"]),
-        )
+        name = [e.get("as_name") or e.get("country_name") or ""] if named else []
+        table.add_row(str(e["count"]), label, *name, _when(e["last"]))
     _console().print(table)
 
 

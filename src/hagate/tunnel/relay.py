@@ -4,6 +4,8 @@ For every accepted connection the relay peeks at the ClientHello without consumi
 (MSG_PEEK), so the bytes it forwards are exactly the client's:
   - SNI = the relay's own name: a connector's control connection. TLS ends here (the relay's
     own certificate); the connector's token must verify and names the one hostname it serves.
+    A browser there (it offers ALPN http/1.1 or h2; a connector offers none) gets a page of
+    which homes are connected (relaypage.py).
   - SNI = a hostname with a live connector: a new stream on that connector's tunnel, carrying
     the client's address. The relay never holds a key for this TLS.
   - anything else, or no ClientHello in time: closed and counted.
@@ -31,6 +33,7 @@ from hagate.acme.store import AcmeFiles
 from hagate.clienthello import ClientHelloError, peek_client_hello
 from hagate.errors import HagateError
 from hagate.state import atomic_write
+from hagate.tunnel import relaypage
 from hagate.tunnel import token as tokens
 from hagate.tunnel.frames import PROTOCOL_VERSION, FrameDecoder, FrameError, FrameType, encode
 from hagate.tunnel.mux import Mux, keepalive, splice
@@ -49,6 +52,7 @@ def _control_context(relay_state: RelayState, acme_certificate: Path | None) -> 
     # ticket keys anyway, so they would only cost two encryptions per connection in the rush
     # after a restart.
     ctx.num_tickets = 0
+    ctx.set_alpn_protocols(["http/1.1"])  # a browser at the relay's name gets its page
     if acme_certificate is not None:
         ctx.load_cert_chain(acme_certificate)
     else:
@@ -70,6 +74,11 @@ class Connector:
     mux: Mux
     expires: float  # the token's expiry: the connector is dropped then
     since: float = field(default_factory=time.time)
+    why: str = ""  # why the relay dropped it, for the log line when it is gone
+
+    def drop(self, why: str) -> None:
+        self.why = why
+        self.mux.close()
 
 
 class Relay:
@@ -87,6 +96,7 @@ class Relay:
             self.acme.certificate_path if self.acme else None,
         )
         self.connectors: dict[str, list[Connector]] = defaultdict(list)
+        self.down_since: dict[str, float] = {}  # homes seen since the start, gone since
         self.counters: Counter[str] = Counter()
         self.active_streams = 0
         self.per_ip: Counter[str] = Counter()
@@ -175,7 +185,10 @@ class Relay:
                         said = await acme_answer.answer(self.acme, hello.sni, conn, HELLO_TIMEOUT)
                         print(f"hagate relay: {said}", file=sys.stderr, flush=True)
                     return
-                await self._control(conn, ip)
+                if relaypage.offers_http(hello.alpn):
+                    await self._page(conn)
+                else:
+                    await self._control(conn, ip)
                 return
             target = self._pick(hello.sni)
             if target is None:
@@ -207,6 +220,36 @@ class Relay:
         finally:
             self.active_streams -= 1
 
+    async def _page(self, conn: socket.socket) -> None:
+        """A browser at the relay's own name: the page of which homes are connected."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=16384)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol, conn, ssl=self.tls.current(), ssl_handshake_timeout=HELLO_TIMEOUT
+            )
+        except Exception:  # a failed handshake: counted like a connector's
+            conn.close()
+            self.counters["control_tls_error"] += 1
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HELLO_TIMEOUT)
+            up = {h: len(group) for h, group in self.connectors.items() if group}
+            page = relaypage.relay_page(
+                self.rs.hostname, up, self.down_since, head.startswith(b"HEAD ")
+            )
+            writer.write(page)
+            await writer.drain()
+            self.counters["pages"] += 1
+        except (TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError):
+            pass  # not a request head in time (LimitOverrunError is a ValueError): closed
+        except ssl.SSLError:
+            pass
+        finally:
+            writer.close()
+
     # -- connectors -----------------------------------------------------------------------
 
     async def _control(self, conn: socket.socket, ip: str) -> None:
@@ -227,6 +270,11 @@ class Relay:
             claim = await asyncio.wait_for(self._hello(reader), HELLO_TIMEOUT)
         except (tokens.TokenError, FrameError, TimeoutError, ConnectionError, ValueError) as e:
             self.counters["refused_connectors"] += 1
+            print(
+                f"hagate relay: refused a connector from {ip}: {e or type(e).__name__}",
+                file=sys.stderr,
+                flush=True,
+            )
             writer.write(encode(FrameType.REFUSED, 0, str(e).encode()))
             with contextlib.suppress(Exception):
                 await writer.drain()
@@ -242,6 +290,7 @@ class Relay:
         mux = Mux(reader, writer, on_open=None, first_stream=random.randrange(1, 1 << 20))
         connector = Connector(claim.hostname, claim.id, ip, mux, claim.expires)
         self.connectors[claim.hostname].append(connector)
+        self.down_since.pop(claim.hostname, None)
         self._version += 1
         print(
             f"hagate relay: connector for {claim.hostname} from {ip} (token {claim.id})",
@@ -258,8 +307,10 @@ class Relay:
             self._version += 1
             if not self.connectors[claim.hostname]:
                 del self.connectors[claim.hostname]
+                self.down_since[claim.hostname] = time.time()
             print(
-                f"hagate relay: connector for {claim.hostname} from {ip} gone",
+                f"hagate relay: connector for {claim.hostname} from {ip} (token {claim.id}) "
+                f"gone{connector.why}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -299,11 +350,13 @@ class Relay:
             revoked = frozenset()
         for group in list(self.connectors.values()):
             for connector in list(group):
-                if connector.token_id in revoked or wall >= connector.expires:
-                    connector.mux.close()
+                if connector.token_id in revoked:
+                    connector.drop(": its token was revoked")
+                elif wall >= connector.expires:
+                    connector.drop(": its token expired")
                 elif now - connector.mux.last_received > DEAD_AFTER:
                     self.counters["dead_connectors"] += 1
-                    connector.mux.close()
+                    connector.drop(f": silent for {DEAD_AFTER:g} s")
 
     # -- status ---------------------------------------------------------------------------
 

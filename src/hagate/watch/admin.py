@@ -80,8 +80,9 @@ class StateCollector:
 
         expiry = GaugeMetricFamily(
             "hagate_certificate_expiry_timestamp_seconds",
-            "When each certificate in use expires (Unix time).",
-            labels=["kind", "name"],
+            "When each certificate in use expires (Unix time): kind client or server, name the"
+            " certificate's (the hostname for the server's), issuer hagate-ca or acme.",
+            labels=["kind", "name", "issuer"],
         )
         now = time.time()
         try:
@@ -90,15 +91,16 @@ class StateCollector:
             records = []
         for r in records:
             if not r.revoked and r.not_after.timestamp() > now:
-                expiry.add_metric(["client", r.name], r.not_after.timestamp())
+                expiry.add_metric(["client", r.name, "hagate-ca"], r.not_after.timestamp())
         try:
             from hagate.config import load_config
 
-            server = server_certificate(self.state, load_config(self.state.config_path))
+            cfg = load_config(self.state.config_path)
+            server = server_certificate(self.state, cfg)
         except Exception:
             server = None
         if server is not None:
-            expiry.add_metric(["server", server.source], server.not_after)
+            expiry.add_metric(["server", cfg.hostname, server.source], server.not_after)
         yield expiry
         yield from self._alerts()
         findings = self._audit()
