@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 # Debian packages the tests use as real peers: command -> package.
 SYSTEM_DEPS := openssl:openssl curl:curl pk12util:libnss3-tools certutil:libnss3-tools \
 	chromium:chromium nginx:nginx-light systemd-analyze:systemd \
-	pebble:pebble pebble-challtestsrv:pebble
+	pebble:pebble pebble-challtestsrv:pebble sudo:sudo unshare:util-linux ip:iproute2 \
+	/usr/bin/python3:python3
 # The benchmark's load generator (ab presents a client certificate with -E).
 BENCH_DEPS := ab:apache2-utils valgrind:valgrind callgrind_control:valgrind
 
@@ -15,9 +16,17 @@ BENCH_DEPS := ab:apache2-utils valgrind:valgrind callgrind_control:valgrind
 
 all: test
 
-$(STAMP): pyproject.toml
+# `make run` needs hagate and what it runs on; `make test` adds the test tools (pytest, mypy,
+# Playwright, moto, ...) and the Debian packages the tests use as real peers.
+RUN_STAMP := $(VENV)/.installed-run
+
+$(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -26,13 +35,26 @@ system-deps:
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
+	/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
-setup: $(STAMP) system-deps
+# The new-user tests install hagate from a fresh copy of this checkout, as the docs say, with
+# pip reading only this folder of wheels (no network in the test).
+WHEELHOUSE := $(HOME)/.cache/hagate/wheelhouse
+WHEEL_STAMP := $(VENV)/.wheelhouse
+
+$(WHEEL_STAMP): pyproject.toml $(RUN_STAMP)
+	mkdir -p $(WHEELHOUSE)
+	$(BIN)/python -m pip download --quiet -d $(WHEELHOUSE) pip setuptools wheel
+	$(BIN)/python -m pip wheel --quiet -w $(WHEELHOUSE) .
+	rm -f $(WHEELHOUSE)/hagate-*.whl
+	touch $(WHEEL_STAMP)
+
+setup: $(STAMP) system-deps $(WHEEL_STAMP)
 
 lint: setup
 	$(BIN)/ruff check src tests bench
@@ -46,7 +68,7 @@ pytest: setup
 
 test: lint typecheck pytest
 
-run: setup
+run: $(RUN_STAMP)
 	$(BIN)/python -m hagate.demo
 
 bench: $(STAMP)

@@ -35,10 +35,25 @@ def free_port(preferred: int) -> int:
     raise RuntimeError("no free port")
 
 
+def command_path() -> str:
+    """How to call this hagate from a fresh shell in this folder: the venv's own script,
+    by a relative path when it is below here (as `make run` makes it)."""
+    script = Path(sys.executable).parent / "hagate"
+    if not script.exists():
+        return "hagate"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+HAGATE = command_path()
+
+
 def hagate(*args: str, quiet: bool = False) -> str:
     cmd = [sys.executable, "-m", "hagate", *args]
     if not quiet:
-        print(f"$ {shlex.join(['hagate', *args])}", flush=True)
+        print(f"$ {shlex.join([HAGATE, *args])}", flush=True)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return out.stdout
 
@@ -140,11 +155,8 @@ def main() -> None:
                 "connect",
                 "--relay",
                 f"{RELAY_NAME}:{port}@127.0.0.1",
-                "--token",
-                token,
-                "--relay-fingerprint",
-                fingerprint,
             ],
+            env={**os.environ, "HAGATE_TOKEN": token, "HAGATE_RELAY_FINGERPRINT": fingerprint},
             stdout=(logs / "requests.log").open("wb"),
             stderr=(logs / "connector.err").open("wb"),
         )
@@ -168,13 +180,20 @@ def main() -> None:
         print(f"# {title}\n$ {cmd}")
         out = subprocess.run(shlex.split(cmd), capture_output=True, text=True)
         print(out.stdout.strip() or out.stderr.strip(), "\n", flush=True)
+    h = HAGATE
+    venv = Path(h).parent
+    how = (
+        f" ({h} is hagate; `source {venv}/activate` lets you call it hagate)"
+        if h != "hagate"
+        else ""
+    )
     print(
-        f"""More:
-  hagate --state-dir {relay} relay status          # connectors, streams, drop counters
-  hagate --state-dir {home} rules explain --ip 203.0.113.7 --cert phone
-  hagate --state-dir {home} cert revoke phone       # then the first curl is blocked at once
-  hagate --state-dir {home} events                   # the event log (also: top, suggest)
-  hagate --state-dir {home} cert enrol tablet --url https://{HOME_NAME}:{port}
+        f"""More, from this folder in any shell{how}:
+  {h} --state-dir {relay} relay status          # connectors, streams, drop counters
+  {h} --state-dir {home} rules explain --ip 203.0.113.7 --cert phone
+  {h} --state-dir {home} cert revoke phone       # then the first curl is blocked at once
+  {h} --state-dir {home} events                   # the event log (also: top, suggest)
+  {h} --state-dir {home} cert enrol tablet --url https://{HOME_NAME}:{port}
                                                     # a QR code and one-time link for a device
   One line per request: {logs}/requests.log
   The bundle for a real phone: {DEMO}/phone.p12 (password in {DEMO}/password.txt)
