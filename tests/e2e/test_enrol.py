@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.conftest import run_hagate
@@ -28,7 +29,7 @@ OLD_ANDROID = (
 
 
 def test_enrolment_ends_with_a_device_that_gets_in(
-    gateway: Gateway, auto_select_policy: None, tmp_path: Path
+    gateway: Gateway, auto_select_policy: None, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     base = f"https://ha.test:{gateway.port}"
     waiting = subprocess.Popen(
@@ -50,6 +51,7 @@ def test_enrolment_ends_with_a_device_that_gets_in(
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    request.addfinalizer(lambda: waiting.kill() if waiting.poll() is None else None)
     assert waiting.stdout is not None
     printed = ""
     while "Waiting for the device" not in printed:
