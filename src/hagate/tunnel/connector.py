@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from hagate.errors import HagateError
 from hagate.tunnel.frames import PROTOCOL_VERSION, FrameDecoder, FrameType, encode
 from hagate.tunnel.mux import Mux, Stream, keepalive, splice
+from hagate.tunnel.streams import open_tls
 from hagate.tunnel.token import ConnectorToken, TokenError, read_claim
 from hagate.watch.status import Links
 
@@ -210,11 +211,11 @@ class Connector:
 
     async def _session(self, relay: RelayAddress) -> None:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(
+            open_tls(
                 relay.address,
                 relay.port,
-                ssl=self._context(),
-                server_hostname=relay.name,
+                self._context(),
+                relay.name,
                 limit=1 << 20,
                 local_addr=self.source,
             ),

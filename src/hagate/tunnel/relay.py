@@ -38,6 +38,7 @@ from hagate.tunnel import token as tokens
 from hagate.tunnel.frames import PROTOCOL_VERSION, FrameDecoder, FrameError, FrameType, encode
 from hagate.tunnel.mux import Mux, keepalive, splice
 from hagate.tunnel.relaystate import STATUS, TLS_CERT, TLS_KEY, RelayState
+from hagate.tunnel.streams import accept_tls
 
 HELLO_TIMEOUT = 5.0
 DEAD_AFTER = 60.0  # connectors send a heartbeat every 15 s
@@ -253,18 +254,12 @@ class Relay:
     # -- connectors -----------------------------------------------------------------------
 
     async def _control(self, conn: socket.socket, ip: str) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=1 << 20)
-        protocol = asyncio.StreamReaderProtocol(reader)
         try:
-            transport, _ = await loop.connect_accepted_socket(
-                lambda: protocol, conn, ssl=self.tls.current(), ssl_handshake_timeout=HELLO_TIMEOUT
-            )
+            reader, writer = await accept_tls(conn, self.tls.current(), 1 << 20, HELLO_TIMEOUT)
         except Exception:  # a failed handshake on the control name: count it, nothing more
             conn.close()
             self.counters["control_tls_error"] += 1
             return
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         keepalive(conn)  # a home that vanished is noticed by TCP, not only by silence
         try:
             claim = await asyncio.wait_for(self._hello(reader), HELLO_TIMEOUT)
