@@ -21,14 +21,16 @@ import ssl
 from typing import Any
 
 BUFFER = 65536  # one read's most; TLS records are 16 KiB
+# One buffer for every connection of the process: the event loop asks for it, decrypts into it
+# and hands the bytes on (buffer_updated) in one callback, so no two reads ever share it; a
+# buffer each would cost a relay 64 KiB per idle home.
+_SHARED = memoryview(bytearray(BUFFER))
 
 
 class BufferedStreamProtocol(asyncio.BufferedProtocol):
     def __init__(self, reader: asyncio.StreamReader, loop: asyncio.AbstractEventLoop) -> None:
         self._reader = reader
         self._loop = loop
-        self._buffer = bytearray(BUFFER)
-        self._view = memoryview(self._buffer)
         self._paused = False
         self._lost: BaseException | None = None
         self._gone = False
@@ -43,10 +45,10 @@ class BufferedStreamProtocol(asyncio.BufferedProtocol):
         self._reader.set_transport(transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._view
+        return _SHARED
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._reader.feed_data(self._view[:nbytes])
+        self._reader.feed_data(_SHARED[:nbytes])
 
     def eof_received(self) -> bool:
         self._reader.feed_eof()
