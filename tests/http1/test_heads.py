@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote_plus, unquote_to_bytes
 
 import pytest
@@ -9,13 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hagate.http1.heads import (
+    HOP_BY_HOP,
     HeadError,
     _lines,
+    hop_or_length_lines,
     parse_headers,
     parse_request_head,
     parse_response_head,
     response_head_bytes,
     response_head_bytes_by_field,
+    split_block,
     split_head,
 )
 from hagate.http1.paths import (
@@ -585,3 +589,41 @@ def test_a_method_home_assistant_does_not_serve_is_answered_501(method: str) -> 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
 def test_the_methods_home_assistant_serves_are_accepted(method: str) -> None:
     assert parse_request_head(head("Host: a", request=f"{method} / HTTP/1.1")).method == method
+
+
+# What hop_or_length_lines replaced: one regex, anchored at every line start.
+HOP_OR_LENGTH_REFERENCE = re.compile(
+    r"^(" + "|".join(sorted(HOP_BY_HOP | {"content-length"})) + r"):[ \t]*([^\r]*)\r\n",
+    re.I | re.M,
+)
+FIELD_NAMES = st.one_of(
+    st.sampled_from(sorted(HOP_BY_HOP | {"content-length", "x-te", "tes", "connections"})).map(
+        lambda n: "".join(c.upper() if i % 2 else c for i, c in enumerate(n))
+    ),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12),
+)
+FIELD_VALUES = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
+    max_size=20,
+).map(lambda v: v.replace("\t", " "))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.tuples(FIELD_NAMES, st.sampled_from([":", ": ", ":\t"]), FIELD_VALUES)))
+def test_hop_by_hop_lines_are_found_as_the_regex_found_them(
+    fields: list[tuple[str, str, str]],
+) -> None:
+    raw = "HTTP/1.1 200 OK\r\n" + "".join(f"{n}{sep}{v}\r\n" for n, sep, v in fields) + "\r\n"
+    try:
+        _, block = split_block(raw.encode("latin-1"), 200)
+    except HeadError:
+        return
+    reference = [
+        (m.start(), m.group(1).lower(), m.group(2).rstrip(" \t"), m.end())
+        for m in HOP_OR_LENGTH_REFERENCE.finditer(block)
+    ]
+    found = [
+        (start, name, block[value:end].strip(" \t"), end + 2)
+        for start, name, value, end in hop_or_length_lines(block)
+    ]
+    assert found == reference

@@ -360,10 +360,22 @@ class ResponseHead:
 
 # The header lines framing reads and the head sent on may leave out: hop-by-hop fields and
 # Content-Length, found in one pass without splitting the other lines.
+# A hop-by-hop or Content-Length line of a lower-cased block with "\n" in front: the literal
+# "\n" lets the regex engine skip from line to line (anchoring at every line start with re.M
+# and re.I, as this once did, costs half as much again).
 _HOP_OR_LENGTH_LINE = re.compile(
-    r"^(" + "|".join(sorted(HOP_BY_HOP | {"content-length"})) + r"):[ \t]*([^\r]*)\r\n",
-    re.I | re.M,
+    r"\n(" + "|".join(sorted(HOP_BY_HOP | {"content-length"})) + r"):[ \t]*([^\r]*)"
 )
+
+
+def hop_or_length_lines(block: str) -> list[tuple[int, str, int, int]]:
+    """The hop-by-hop and Content-Length lines of a vetted header block, in order: (where the
+    line starts, its lower-case name, where the value starts, where the line's CRLF is).
+    (Latin-1 text keeps its length in lower case, so offsets carry over.)"""
+    return [
+        (m.start(), m.group(1), m.start(2) - 1, m.end(2) - 1)
+        for m in _HOP_OR_LENGTH_LINE.finditer("\n" + block.lower())
+    ]
 
 
 def parse_response_head(head: bytes, max_headers: int = 200) -> ResponseHead:
@@ -377,13 +389,13 @@ def parse_response_head(head: bytes, max_headers: int = 200) -> ResponseHead:
     conn: set[str] = set()
     kept: list[str] = []  # the block's pieces between hop-by-hop lines
     at = 0
-    for line in _HOP_OR_LENGTH_LINE.finditer(block):
-        n, value = line.group(1).lower(), line.group(2).rstrip(" \t")
+    for start, n, value_at, end in hop_or_length_lines(block):
+        value = block[value_at:end].strip(" \t")
         if n == "content-length":
             lengths.append(value)
             continue
-        kept.append(block[at : line.start()])
-        at = line.end()
+        kept.append(block[at:start])
+        at = end + 2
         if n == "transfer-encoding":
             codings.append(value.lower())
         elif n == "connection":
