@@ -64,3 +64,15 @@ def setup(tmp_path: Path) -> Setup:
     pw = tmp_path / "pw"
     pw.write_text("correct horse\n")
     return Setup(state, tmp_path, pw)
+
+
+def init_state(path: Path, hostname: str = "ha.test") -> Path:
+    """A state directory made by `hagate init`, its upstream a port nothing listens on."""
+    from tests.net import free_port
+
+    r = run_hagate(
+        "init", "--hostname", hostname, "--upstream", f"http://127.0.0.1:{free_port()}",
+        state=path,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    return path

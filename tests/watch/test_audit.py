@@ -18,8 +18,7 @@ from hagate.pki.authority import read_inventory
 from hagate.state import INVENTORY_NAME, StateDir
 from hagate.watch.audit import run_audit
 from hagate.watch.status import ProcessStatus, write_status
-from tests.conftest import run_hagate
-from tests.net import free_port
+from tests.conftest import init_state, run_hagate
 
 SKIP_ALL = """\
   - description: Let everyone in
@@ -33,16 +32,7 @@ SKIP_ALL = """\
 
 @pytest.fixture
 def state(tmp_path: Path) -> Path:
-    path = tmp_path / "state"
-    r = run_hagate(
-        "init",
-        "--hostname",
-        "ha.test",
-        "--upstream",
-        f"http://127.0.0.1:{free_port()}",
-        state=path,
-    )
-    assert r.code == 0, r.err
+    path = init_state(tmp_path / "state")
     return path
 
 

@@ -24,7 +24,7 @@ from hagate.rules.ruleset import ruleset_from_config
 from hagate.state import INVENTORY_NAME, StateDir
 from hagate.watch import certcheck, periodic, rulecheck, status
 from hagate.watch.certcheck import AcmeState, RevokedUse, ServerCertificate
-from tests.conftest import run_hagate
+from tests.conftest import init_state, run_hagate
 from tests.geo import write_asn_db
 from tests.net import free_port
 
@@ -110,16 +110,7 @@ def fix_texts(state: Path) -> list[str]:
 
 @pytest.fixture
 def state(tmp_path: Path) -> Path:
-    path = tmp_path / "state"
-    r = run_hagate(
-        "init",
-        "--hostname",
-        "ha.test",
-        "--upstream",
-        f"http://127.0.0.1:{free_port()}",
-        state=path,
-    )
-    assert r.code == 0, r.err
+    path = init_state(tmp_path / "state")
     for name in ("phone", "tablet"):
         assert run_hagate("cert", "issue", name, state=path).code == 0
     tablet = next(r for r in read_inventory(path / INVENTORY_NAME) if r.name == "tablet")
