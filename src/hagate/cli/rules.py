@@ -36,14 +36,16 @@ def rules_check(ctx: Context, file: Path | None) -> None:
     """Validate the configured rules, or FILE (YAML list of rules, or .txt: one per line)."""
     from hagate.rules.ruleset import ruleset_from_config, ruleset_from_file
 
+    cfg = None
     try:
         if file is None:
             cfg = config.load_config(ctx.state.require().config_path)
             ruleset = ruleset_from_config(cfg)
             where = str(ctx.state.config_path)
         else:
-            lists, src = _config_lists(ctx)
-            ruleset = ruleset_from_file(file, lists, src)
+            if ctx.state.config_path.exists():
+                cfg = config.load_config(ctx.state.config_path)
+            ruleset = ruleset_from_file(file, cfg.lists if cfg else {}, cfg.source if cfg else None)
             where = str(file)
     except HagateError as e:
         click.echo(str(e), err=True)
@@ -51,11 +53,10 @@ def rules_check(ctx: Context, file: Path | None) -> None:
     n, m = len(ruleset.rules), len(ruleset.rate_limits)
     extra = f", {m} rate limiting rule(s)" if m else ""
     click.echo(f"{where}: {n} rule(s){extra}, all valid")
-    if ctx.state.config_path.exists():
+    if cfg is not None:
         from hagate.watch.rulecheck import GEOIP_FIX, geoip_gap_text, geoip_gaps
 
-        configured = config.load_config(ctx.state.config_path).geoip_databases
-        gaps = geoip_gaps(ruleset, configured)
+        gaps = geoip_gaps(ruleset, cfg.geoip_databases)
         for rule, missing in gaps:
             click.echo(f"warning: {geoip_gap_text(rule, missing)}", err=True)
         if gaps:

@@ -24,6 +24,7 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -122,26 +123,24 @@ class EnrolmentStore:
             self._save(items)
         return token, item
 
-    def find(self, token: str, now: float | None = None) -> Enrolment | None:
-        """The live enrolment for `token`, or None (wrong, used or expired: all look alike)."""
+    def _match(self, token: str, keep: Callable[[Enrolment], bool]) -> Enrolment | None:
+        """The enrolment of `token` that `keep` accepts, or None."""
         if not TOKEN_PATTERN.fullmatch(token):
             return None
         wanted = digest(token)
-        when = time.time() if now is None else now
         for item in self._load():
-            if secrets.compare_digest(item.digest, wanted) and item.live(when):
+            if secrets.compare_digest(item.digest, wanted) and keep(item):
                 return item
         return None
 
+    def find(self, token: str, now: float | None = None) -> Enrolment | None:
+        """The live enrolment for `token`, or None (wrong, used or expired: all look alike)."""
+        when = time.time() if now is None else now
+        return self._match(token, lambda item: item.live(when))
+
     def find_downloaded(self, token: str) -> Enrolment | None:
         """The enrolment whose file `token` delivered (kept a day), or None."""
-        if not TOKEN_PATTERN.fullmatch(token):
-            return None
-        wanted = digest(token)
-        for item in self._load():
-            if secrets.compare_digest(item.digest, wanted) and item.downloaded:
-                return item
-        return None
+        return self._match(token, lambda item: item.downloaded)
 
     def take(self, token: str, kind: str) -> tuple[Enrolment, bytes] | None:
         """The file `kind` of a live enrolment, which is then used up; None otherwise."""

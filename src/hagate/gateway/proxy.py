@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from hagate.gateway import pages
 from hagate.gateway.channel import Channel, LimitOverrun
 from hagate.gateway.pages import reason_phrase
-from hagate.gateway.record import Exchange
+from hagate.gateway.record import Exchange, write_page
 from hagate.gateway.upstream import RESPONSE_HEAD_LIMIT, UpstreamError
 from hagate.http1.bodies import (
     LAST_CHUNK,
@@ -285,9 +285,7 @@ def _untrusted(head: RequestHead, up: Channel, client: Channel, ex: Exchange, ke
     page = pages.untrusted_proxy(
         gateway_ip, ex.request_id, "text/html" in head.accept, keep, head.method != "HEAD"
     )
-    client.write(page)
-    ex.answered = True
-    ex.bytes_out += len(page) - page.find(b"\r\n\r\n") - 4
+    write_page(client, ex, page)
     return True  # the upstream body (those 16 bytes) was read to its end
 
 

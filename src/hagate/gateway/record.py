@@ -22,6 +22,7 @@ from hagate.geoip import Location
 
 if TYPE_CHECKING:
     from hagate.events.store import EventStore
+    from hagate.gateway.channel import Channel
     from hagate.watch.alerts import Alerter
     from hagate.watch.metrics import Metrics
 
@@ -124,3 +125,10 @@ class Recorder:
     def note(self, action: str, reason: str, sni: str | None = None) -> None:
         """An event that is not a client's request (the certificate renewed, say)."""
         self.observe(Exchange(new_request_id(), "", action=action, reason=reason), sni, NO_CERT)
+
+
+def write_page(client: Channel, ex: Exchange, response: bytes) -> None:
+    """Send one of the gateway's own pages; its body counts as the bytes sent."""
+    client.write(response)
+    ex.answered = True
+    ex.bytes_out += len(response) - response.find(b"\r\n\r\n") - 4

@@ -27,7 +27,7 @@ from hagate.gateway import pages
 from hagate.gateway.channel import Channel
 from hagate.gateway.identity import NO_CERT, CertState, ClientCertificate
 from hagate.gateway.proxy import forward
-from hagate.gateway.record import Exchange, new_request_id
+from hagate.gateway.record import Exchange, new_request_id, write_page
 from hagate.gateway.upstream import UpstreamError
 from hagate.gateway.verdict import Outcome, judge
 from hagate.geoip import Location
@@ -288,10 +288,3 @@ async def refuse(
         write_page(client, ex, pages.refused(status, reason, ex.request_id, as_html))
         await asyncio.wait_for(client.drain(), 5)
     gw.recorder.observe(ex, conn.sni, NO_CERT)
-
-
-def write_page(client: Channel, ex: Exchange, response: bytes) -> None:
-    """Send one of the gateway's own pages; its body counts as the bytes sent."""
-    client.write(response)
-    ex.answered = True
-    ex.bytes_out += len(response) - response.find(b"\r\n\r\n") - 4

@@ -223,18 +223,12 @@ class Relay:
 
     async def _page(self, conn: socket.socket) -> None:
         """A browser at the relay's own name: the page of which homes are connected."""
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=16384)
-        protocol = asyncio.StreamReaderProtocol(reader)
         try:
-            transport, _ = await loop.connect_accepted_socket(
-                lambda: protocol, conn, ssl=self.tls.current(), ssl_handshake_timeout=HELLO_TIMEOUT
-            )
+            reader, writer = await accept_tls(conn, self.tls.current(), 16384, HELLO_TIMEOUT)
         except Exception:  # a failed handshake: counted like a connector's
             conn.close()
             self.counters["control_tls_error"] += 1
             return
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HELLO_TIMEOUT)
             up = {h: len(group) for h, group in self.connectors.items() if group}

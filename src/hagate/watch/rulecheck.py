@@ -282,9 +282,16 @@ def geoip_gaps(
     return out
 
 
+def _fields_and_keys(missing: list[str]) -> tuple[str, str]:
+    """The fields the missing databases fill, and their keys in hagate.yaml, as words."""
+    return (
+        " and ".join(GEOIP_FIELDS[m] for m in missing),
+        " and ".join(f"geoip.{m}" for m in missing),
+    )
+
+
 def geoip_gap_text(rule: Rule | RateLimitRule, missing: list[str]) -> str:
-    reads = " and ".join(GEOIP_FIELDS[m] for m in missing)
-    keys = " and ".join(f"geoip.{m}" for m in missing)
+    reads, keys = _fields_and_keys(missing)
     return (
         f"{_label(rule)} reads {reads}, but hagate.yaml names no database for it ({keys}): "
         "the field is always empty, so the rule never matches."
@@ -295,8 +302,7 @@ def refuse_without_geoip(preset: str, rule: dict[str, str], cfg: Config) -> None
     """A preset that would never match for want of a GeoIP database is not added."""
     alone = ruleset_from_config(replace(cfg, rules=[rule], rate_limits=[]))
     for _, missing in geoip_gaps(alone, cfg.geoip_databases):
-        reads = " and ".join(GEOIP_FIELDS[m] for m in missing)
-        keys = " and ".join(f"geoip.{m}" for m in missing)
+        reads, keys = _fields_and_keys(missing)
         raise HagateError(
             f"the {preset} preset matches on {reads}, but {cfg.source.name} names no database "
             f"for it ({keys}): the rule would never match. {GEOIP_FIX}, then add the preset."
