@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the tests use as real peers: command -> package.
+# Debian packages the tests use as real peers: command (or file) -> package.
 SYSTEM_DEPS := openssl:openssl curl:curl pk12util:libnss3-tools certutil:libnss3-tools \
-	chromium:chromium nginx:nginx-light systemd-analyze:systemd \
+	chromium:chromium nginx:nginx-light systemd-analyze:systemd haproxy:haproxy \
+	/usr/lib/nginx/modules/ngx_stream_module.so:libnginx-mod-stream \
 	pebble:pebble pebble-challtestsrv:pebble sudo:sudo unshare:util-linux ip:iproute2 \
 	/usr/bin/python3:python3
 # The benchmark's load generator (ab presents a client certificate with -E).
@@ -33,7 +34,8 @@ $(STAMP): $(RUN_STAMP)
 system-deps:
 	@missing=""; for pair in $(SYSTEM_DEPS) $(EXTRA_DEPS); do \
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	  case $$cmd in /*) test -e $$cmd ;; *) command -v $$cmd >/dev/null 2>&1 ;; esac \
+	    || missing="$$missing $$pkg"; \
 	done; \
 	/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
@@ -85,6 +87,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.footprint_bench
 	$(BIN)/python -m bench.relay_capacity
 	$(BIN)/python -m bench.wan_bench
+	$(BIN)/python -m bench.front_bench
 	HAGATE_DIFF_MUTATIONS=2000 HAGATE_DIFF_EXAMPLES=300 $(BIN)/pytest -q tests/differential
 
 clean:

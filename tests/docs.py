@@ -9,11 +9,22 @@ ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 
 
+def code_blocks(doc: str, language: str, section: str | None = None) -> list[str]:
+    """The text of the ```LANGUAGE blocks of `doc`, under `section` if given."""
+    return ["\n".join(b) + "\n" for b in _blocks(doc, section, (language,), join=False)]
+
+
 def sh_blocks(doc: str, section: str | None = None) -> list[list[str]]:
     """The ```sh blocks of `doc` (a path from the repository's root), each as its command
     lines (indentation of a list item removed; a line ending in \\ joined with the next). With
     `section`: only the blocks under the heading whose text starts so, up to the next heading
     of the same or a higher level."""
+    return _blocks(doc, section, ("sh", "bash", "shell"), join=True)
+
+
+def _blocks(
+    doc: str, section: str | None, languages: tuple[str, ...], join: bool
+) -> list[list[str]]:
     lines = (ROOT / doc).read_text().splitlines()
     if section is not None:
         start = next(
@@ -42,8 +53,8 @@ def sh_blocks(doc: str, section: str | None = None) -> list[list[str]]:
             if inside is None:
                 inside, indent, current = fence.group(2), fence.group(1), []
             else:
-                if inside in ("sh", "bash", "shell"):
-                    blocks.append(_join(current))
+                if inside in languages:
+                    blocks.append(_join(current) if join else current)
                 inside = None
             continue
         if inside is not None:

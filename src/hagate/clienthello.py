@@ -9,10 +9,11 @@ The relay routes on these without terminating TLS. Rules:
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import struct
 from dataclasses import dataclass
+
+from hagate.peek import peek_until
 
 MAX_HELLO = 16384 + 5 * 4  # a ClientHello larger than one full record is refused
 _HANDSHAKE = 0x16
@@ -159,35 +160,10 @@ def _alpn(ext: bytes) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _set_once(future: asyncio.Future[None]) -> None:
-    if not future.done():  # the reader callback may fire again before the waiter runs
-        future.set_result(None)
-
-
 async def peek_client_hello(conn: socket.socket) -> ClientHello | None:
     """Wait for a complete ClientHello in the socket's buffer without consuming it.
 
     None when the peer closed first; ClientHelloError when it is not TLS. The bytes stay in
     the socket for whoever does the handshake (or forwards them).
     """
-    loop = asyncio.get_running_loop()
-    last = -1
-    while True:
-        try:
-            data = conn.recv(MAX_HELLO, socket.MSG_PEEK)  # usually already there
-        except BlockingIOError:
-            ready: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(conn.fileno(), _set_once, ready)
-            try:
-                await ready
-            finally:
-                loop.remove_reader(conn.fileno())
-            continue
-        if not data:
-            return None
-        hello = parse_client_hello(data)
-        if hello is not None:
-            return hello
-        if len(data) == last or len(data) >= MAX_HELLO:
-            await asyncio.sleep(0.01)  # partial hello still buffered: wait for more bytes
-        last = len(data)
+    return await peek_until(conn, parse_client_hello, MAX_HELLO)

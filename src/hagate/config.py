@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from hagate.errors import HagateError
+from hagate.front.accept import Network, parse_networks
 
 Path_ = tuple[str | int, ...]
 
@@ -82,6 +83,9 @@ class GatewaySettings:
     max_body_bytes: int = 0  # 0: no limit (bodies are streamed, never held in memory)
     max_connections: int = 1000  # open client connections in total (per worker); 0: no limit
     max_connections_per_ip: int = 100  # open client connections from one address; 0: no limit
+    # `proxy_protocol.trusted`: the fronts (TCP proxies passing TLS through) whose PROXY
+    # protocol header names the client; a connection from one must send it, no other may.
+    proxy_trusted: tuple[Network, ...] = ()
 
 
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
@@ -141,9 +145,12 @@ class AlertSettings:
     checks_every: float = 3600.0  # certificates near expiry and the audit, checked this often
 
 
-GATEWAY_KEYS = {
-    f: type(getattr(GatewaySettings(), f)) for f in GatewaySettings.__dataclass_fields__
+GATEWAY_KEYS = {  # the numbers under `gateway:`; `proxy_protocol` is a mapping of its own
+    f: type(getattr(GatewaySettings(), f))
+    for f in GatewaySettings.__dataclass_fields__
+    if f != "proxy_trusted"
 }
+GATEWAY_SECTIONS = ("proxy_protocol",)
 
 
 @dataclass
@@ -445,10 +452,12 @@ def parse_config(text: str, name: str) -> Config:
     _typed(src, ("gateway",), gateway_raw, dict, "a mapping of gateway settings")
     settings: dict[str, Any] = {}
     for key, value in gateway_raw.items():
+        if key == "proxy_protocol":
+            settings["proxy_trusted"] = _parse_proxy_protocol(src, value)
+            continue
         if key not in GATEWAY_KEYS:
-            raise src.error(
-                ("gateway", key), f"unknown key (known: {', '.join(sorted(GATEWAY_KEYS))})"
-            )
+            known = sorted([*GATEWAY_KEYS, *GATEWAY_SECTIONS])
+            raise src.error(("gateway", key), f"unknown key (known: {', '.join(known)})")
         kind = GATEWAY_KEYS[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise src.error(("gateway", key), f"expected a number, got {_describe(value)}")
@@ -474,6 +483,29 @@ def parse_config(text: str, name: str) -> Config:
         lists=lists,
         source=src,
     )
+
+
+def _parse_proxy_protocol(src: ConfigSource, raw: Any) -> tuple[Network, ...]:
+    path: Path_ = ("gateway", "proxy_protocol")
+    section = _keys(src, path, raw, ("trusted",))
+    trusted = section.get("trusted")
+    if trusted is None:
+        raise src.error(path, "missing key 'trusted': the fronts' addresses or networks (CIDR)")
+    if not isinstance(trusted, list) or not trusted:
+        raise src.error(
+            (*path, "trusted"), "expected a list of addresses or networks, e.g. [127.0.0.1/32]"
+        )
+    networks: list[Network] = []
+    for i, value in enumerate(trusted):
+        if not isinstance(value, str):
+            raise src.error(
+                (*path, "trusted", i), f"expected an address or CIDR, got {_describe(value)}"
+            )
+        try:
+            networks += parse_networks([value])
+        except ValueError as e:
+            raise src.error((*path, "trusted", i), str(e)) from None
+    return tuple(networks)
 
 
 def _parse_tls(src: ConfigSource, tls: Any, base: Path) -> AcmeSettings | None:
@@ -668,6 +700,13 @@ geoip:
 # audit:
 #   ignore: []
 #   home_assistant_config: /config/configuration.yaml  (lets it check ip_ban_enabled)
+
+# Behind a front that passes TLS through (Tailscale Funnel, HAProxy, nginx's stream module,
+# a load balancer): believe the PROXY protocol header it sends, which names each client, from
+# these addresses only. See docs/fronts.md.
+# gateway:
+#   proxy_protocol:
+#     trusted: [127.0.0.1/32]
 
 # The event log (SQLite in the state directory) keeps this many days of events.
 events:

@@ -398,3 +398,38 @@ def test_adding_tls_acme_and_reloading_gets_a_certificate_without_a_restart(tmp_
         g.stop()
         pebble.stop()
         g.upstream.close()
+
+
+def test_issuance_through_a_haproxy_front_with_proxy_protocol(tmp_path: Path) -> None:
+    """tls-alpn-01 behind a front: pebble validates at HAProxy's port, HAProxy passes the
+    connection to the gateway behind a PROXY v2 header, and the gateway reads the header,
+    then answers the CA's `acme-tls/1` handshake; clients then get the certificate there."""
+    from tests.front.peers import FRONT_SOURCE, Front
+
+    g = make_gateway(tmp_path)
+    front = Front("haproxy", tmp_path / "haproxy", g.port, "send-proxy-v2")
+    pebble = Pebble(tmp_path / "pebble", front.port)
+    g.configure(extra=f"\ngateway:\n  proxy_protocol:\n    trusted: [{FRONT_SOURCE}/32]\n")
+    configure_acme(g, pebble.directory, pebble.https_ca)
+    try:
+        front.start()
+        pebble.start()
+        g.start()
+        cert = wait_for(lambda: acme_certificate(g.state), 30, "an ACME certificate")
+        assert issued_by_pebble(cert)
+        wait_for(
+            lambda: fingerprint(served(front.port)) == fingerprint(cert),
+            5,
+            "the new certificate served through the front",
+        )
+        assert curl_verifies(pebble, front.port, pebble.root_file()).endswith(" 0")
+        challenges = [e for e in g.events() if e["action"] == "acme_challenge"]
+        assert challenges and all("served" in e["reason"] for e in challenges)
+        # pebble's address came in the header: the challenge is not the front's
+        assert all(e["client_ip"] != FRONT_SOURCE for e in challenges)
+    finally:
+        if g.proc is not None:
+            g.stop()
+        front.stop()
+        pebble.stop()
+        g.upstream.close()

@@ -134,6 +134,14 @@ def relay_revoke_token(ctx: Context, token_id: str) -> None:
     show_default=True,
     help="New connections per source address per minute.",
 )
+@click.option(
+    "--proxy-protocol-from",
+    "fronts",
+    multiple=True,
+    metavar="CIDR",
+    help="A front (HAProxy, nginx stream, a load balancer) whose PROXY protocol header "
+    "names the client; repeatable. Connections from it must send one; no other may.",
+)
 @pass_ctx
 def relay_run(
     ctx: Context,
@@ -143,14 +151,21 @@ def relay_run(
     country_db: str | None,
     max_per_ip: int,
     rate_per_ip: int,
+    fronts: tuple[str, ...],
 ) -> None:
     """Run the relay."""
+    from hagate.front.accept import parse_networks
     from hagate.run.relay import run_relay
     from hagate.tunnel.admission import load_admission
     from hagate.tunnel.relay import Limits
 
+    try:
+        trusted = parse_networks(fronts)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--proxy-protocol-from") from None
     admit = load_admission(rules_file, asn_db, country_db) if rules_file else None
-    run_relay(ctx.state, config.parse_listen(listen), admit, Limits(max_per_ip, rate_per_ip))
+    limits = Limits(max_per_ip, rate_per_ip)
+    run_relay(ctx.state, config.parse_listen(listen), admit, limits, trusted)
 
 
 @relay.command("status")

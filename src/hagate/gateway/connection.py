@@ -1,6 +1,9 @@
 """One client connection: admitted or refused, TLS, then its request heads one by one.
 
 Rules of this module:
+  0. On the gateway's own listener, a connection from a trusted front (gateway.proxy_protocol)
+     names its client in a PROXY protocol header first (hagate.front); from then on that
+     client is the connection's address for the caps, rules, events and X-Forwarded-For.
   1. A connection over the caps (`max_connections` in all, `max_connections_per_ip` from one
      address) is closed before any byte is read, with an event; the others are not slowed.
   2. The handshake runs on the raw socket after a peek at the ClientHello (nothing consumed),
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from hagate.acme import answer as acme_answer
 from hagate.clienthello import ClientHelloError, peek_client_hello
+from hagate.front.accept import Client, FrontRefused, client_from_front, sent_proxy_header, trusts
 from hagate.gateway.channel import Channel, LimitOverrun
 from hagate.gateway.identity import NO_CERT, client_certificate
 from hagate.gateway.record import Exchange, new_request_id
@@ -32,37 +36,73 @@ if TYPE_CHECKING:
     from hagate.gateway.server import Gateway
 
 
-async def serve_connection(gw: Gateway, sock: socket.socket, peer: tuple[str, int]) -> None:
-    """Serve one accepted TCP connection, within the caps on open connections."""
-    client_ip = peer[0]
+async def serve_connection(
+    gw: Gateway, sock: socket.socket, peer: tuple[str, int], *, own_listener: bool = False
+) -> None:
+    """Serve one accepted TCP connection, within the caps on open connections. On the
+    gateway's own listener (`own_listener`) a connection from a trusted front first names
+    its client in a PROXY protocol header; tunnel streams come with theirs."""
     settings = gw.setup.config.gateway
-    from_ip = gw.open_by_ip.get(client_ip, 0)
-    over = None
     if settings.max_connections and gw.open_total >= settings.max_connections:
-        over = f"too many open connections ({settings.max_connections})"
-    elif settings.max_connections_per_ip and from_ip >= settings.max_connections_per_ip:
-        over = f"too many open connections from this address ({from_ip})"
-    if over is not None:
-        sock.close()
-        ex = Exchange(new_request_id(), client_ip, action="refused", reason=over)
-        gw.recorder.observe(ex, None, NO_CERT)
+        _refused(gw, sock, peer[0], f"too many open connections ({settings.max_connections})")
         return
     gw.open_total += 1
-    gw.open_by_ip[client_ip] = from_ip + 1
     try:
-        await _tls(gw, sock, peer)
+        server_port = None
+        if own_listener and settings.proxy_trusted:
+            try:
+                client = await _through_front(gw, sock, peer)
+            except FrontRefused as e:
+                _refused(gw, sock, peer[0], str(e))
+                return
+            if client is not None:
+                peer, server_port = (client.ip, client.port), client.server_port
+        await _admitted(gw, sock, peer, server_port)
     finally:
         gw.open_total -= 1
+        if gw.on_close is not None:
+            gw.on_close(gw.open_total)
+
+
+async def _through_front(gw: Gateway, sock: socket.socket, peer: tuple[str, int]) -> Client | None:
+    """The client a trusted front names (None: not from a front). A PROXY header from an
+    address that is not a trusted front is refused later, with the TLS that it is not."""
+    if not trusts(gw.setup.config.gateway.proxy_trusted, peer[0]):
+        return None
+    sock.setblocking(False)
+    return await client_from_front(sock, peer, gw.setup.config.gateway.header_timeout)
+
+
+def _refused(gw: Gateway, sock: socket.socket, client_ip: str, reason: str) -> None:
+    sock.close()
+    ex = Exchange(new_request_id(), client_ip, action="refused", reason=reason)
+    gw.recorder.observe(ex, None, NO_CERT)
+
+
+async def _admitted(
+    gw: Gateway, sock: socket.socket, peer: tuple[str, int], server_port: int | None
+) -> None:
+    """The cap on open connections from one client address, then TLS and the requests."""
+    client_ip = peer[0]
+    limit = gw.setup.config.gateway.max_connections_per_ip
+    from_ip = gw.open_by_ip.get(client_ip, 0)
+    if limit and from_ip >= limit:
+        _refused(gw, sock, client_ip, f"too many open connections from this address ({from_ip})")
+        return
+    gw.open_by_ip[client_ip] = from_ip + 1
+    try:
+        await _tls(gw, sock, peer, server_port)
+    finally:
         left = gw.open_by_ip[client_ip] - 1
         if left:
             gw.open_by_ip[client_ip] = left
         else:
             del gw.open_by_ip[client_ip]
-        if gw.on_close is not None:
-            gw.on_close(gw.open_total)
 
 
-async def _tls(gw: Gateway, sock: socket.socket, peer: tuple[str, int]) -> None:
+async def _tls(
+    gw: Gateway, sock: socket.socket, peer: tuple[str, int], server_port: int | None
+) -> None:
     """The TLS handshake (or ACME's validation connection), then the requests."""
     loop = asyncio.get_running_loop()
     timeout = gw.setup.config.gateway.header_timeout
@@ -71,12 +111,16 @@ async def _tls(gw: Gateway, sock: socket.socket, peer: tuple[str, int]) -> None:
         async with asyncio.timeout(timeout):
             hello = await peek_client_hello(sock)
     except (TimeoutError, ClientHelloError, OSError) as e:
+        if isinstance(e, ClientHelloError) and sent_proxy_header(sock):
+            reason = (
+                "a PROXY protocol header from an address that is not a trusted front "
+                "(gateway.proxy_protocol.trusted)"
+            )
+        elif isinstance(e, ClientHelloError):
+            reason = "not TLS (plain HTTP sent to the TLS port?)"
+        else:
+            reason = handshake_reason(e)
         sock.close()
-        reason = (
-            "not TLS (plain HTTP sent to the TLS port?)"
-            if isinstance(e, ClientHelloError)
-            else handshake_reason(e)
-        )
         _handshake_failed(gw, peer[0], None, reason)
         return
     if hello is None:
@@ -97,7 +141,7 @@ async def _tls(gw: Gateway, sock: socket.socket, peer: tuple[str, int]) -> None:
         sock.close()
         _handshake_failed(gw, peer[0], sni, handshake_reason(e))
         return
-    await handle(gw, client, peer)
+    await handle(gw, client, peer, server_port)
 
 
 def _handshake_failed(gw: Gateway, client_ip: str, sni: str | None, reason: str) -> None:
@@ -120,13 +164,15 @@ async def _acme_challenge(
     gw.recorder.observe(ex, sni, NO_CERT)
 
 
-async def handle(gw: Gateway, client: Channel, peer: tuple[str, int]) -> None:
+async def handle(
+    gw: Gateway, client: Channel, peer: tuple[str, int], server_port: int | None = None
+) -> None:
     """Serve the requests of one client connection over an established TLS channel."""
     task = asyncio.current_task()
     if task is not None:
         gw.connections.add(task)
     try:
-        await _requests(gw, client, peer)
+        await _requests(gw, client, peer, server_port)
     except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
         pass
     finally:
@@ -135,25 +181,32 @@ async def handle(gw: Gateway, client: Channel, peer: tuple[str, int]) -> None:
         client.close()
 
 
-def connection_facts(gw: Gateway, client: Channel, client_ip: str) -> Conn:
-    """The connection's facts, once: its TLS name, certificate, address and location."""
+def connection_facts(
+    gw: Gateway, client: Channel, client_ip: str, server_port: int | None = None
+) -> Conn:
+    """The connection's facts, once: its TLS name, certificate, address and location (and
+    the port the client connected to: a front's header says it, else the socket's own)."""
     sslobj = client.get_extra_info("ssl_object")
     sni: str | None = getattr(sslobj, SNI_ATTR, None) if sslobj is not None else None
     der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
     ip = ipaddress.ip_address(client_ip)
-    sockname = client.get_extra_info("sockname")
+    if server_port is None:
+        sockname = client.get_extra_info("sockname")
+        server_port = sockname[1] if sockname else 443
     return Conn(
         client_ip,
         ip,
         sni,
         client_certificate(der, gw.ca_cert) if der else None,
         gw.setup.geoip.lookup(ip),
-        sockname[1] if sockname else 443,
+        server_port,
     )
 
 
-async def _requests(gw: Gateway, client: Channel, peer: tuple[str, int]) -> None:
-    conn = connection_facts(gw, client, peer[0])
+async def _requests(
+    gw: Gateway, client: Channel, peer: tuple[str, int], server_port: int | None
+) -> None:
+    conn = connection_facts(gw, client, peer[0], server_port)
     first = True
     while not gw.closing:
         head = await _read_head(gw, client, conn, first)

@@ -7,6 +7,7 @@ a hostname's connectors, so every worker (and core) takes its share.
 from __future__ import annotations
 
 import functools
+import sys
 
 from hagate.errors import HagateError
 from hagate.eventloop import run_event_loop
@@ -44,6 +45,14 @@ def run_connect(
         )
     if fingerprint is not None:
         pinned_fingerprint(fingerprint)
+    if setup.config.gateway.proxy_trusted:
+        print(
+            "hagate: gateway.proxy_protocol applies to `hagate serve` on its own port; streams "
+            "from a relay carry the client's address already (a front before the relay: "
+            "relay run --proxy-protocol-from)",
+            file=sys.stderr,
+            flush=True,
+        )
     with pidfile.hold(state, "hagate connect"):
         _run_workers(state, setup, relays, token, fingerprint, log_format, workers, relay_ca)
 

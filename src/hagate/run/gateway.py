@@ -253,7 +253,7 @@ async def accept_loop(gateway: Gateway, sock: socket.socket) -> None:
             await asyncio.sleep(0.05)  # out of file descriptors, say: back off, keep serving
             continue
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        task = asyncio.create_task(serve_connection(gateway, conn, peer))
+        task = asyncio.create_task(serve_connection(gateway, conn, peer, own_listener=True))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 

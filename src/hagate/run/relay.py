@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from hagate.eventloop import bind, run_event_loop
+from hagate.front.accept import Network
 from hagate.memory import pin_mmap_threshold
 from hagate.run import pidfile
 from hagate.state import StateDir
@@ -40,11 +41,15 @@ def start_renewer(relay: Relay) -> asyncio.Task[None] | None:
 
 
 def run_relay(
-    state: StateDir, listen: tuple[str, int], admit: Any = None, limits: Limits | None = None
+    state: StateDir,
+    listen: tuple[str, int],
+    admit: Any = None,
+    limits: Limits | None = None,
+    fronts: tuple[Network, ...] = (),
 ) -> None:
     rs = RelayState.load(state)
     with pidfile.hold(state, "hagate relay run", pidfile.Kind.RELAY):
-        _run(state, rs, listen, admit, limits)
+        _run(state, rs, listen, admit, limits, fronts)
 
 
 def _run(
@@ -53,6 +58,7 @@ def _run(
     listen: tuple[str, int],
     admit: Any,
     limits: Limits | None,
+    fronts: tuple[Network, ...],
 ) -> None:
     sock = bind(*listen)
     pin_mmap_threshold()  # thousands of TLS connections: see hagate.memory
@@ -66,7 +72,10 @@ def _run(
         file=sys.stderr,
         flush=True,
     )
-    relay = Relay(rs, limits, admit=admit)
+    if fronts:
+        shown = ", ".join(str(n) for n in fronts)
+        print(f"hagate relay: PROXY protocol from {shown}", file=sys.stderr, flush=True)
+    relay = Relay(rs, limits, admit=admit, fronts=fronts)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -9,6 +9,9 @@ For every accepted connection the relay peeks at the ClientHello without consumi
   - SNI = a hostname with a live connector: a new stream on that connector's tunnel, carrying
     the client's address. The relay never holds a key for this TLS.
   - anything else, or no ClientHello in time: closed and counted.
+A connection from a front given by `--proxy-protocol-from` first names its client in a PROXY
+protocol header (hagate.front): the per-address limits, the relay's rules and the stream's
+client address are that client's. A PROXY header from anywhere else is refused and counted.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from hagate.acme.follow import FollowedContext
 from hagate.acme.store import AcmeFiles
 from hagate.clienthello import ClientHelloError, peek_client_hello
 from hagate.errors import HagateError
+from hagate.front.accept import FrontRefused, Network, client_from_front, sent_proxy_header, trusts
 from hagate.state import atomic_write
 from hagate.tunnel import relaypage
 from hagate.tunnel import token as tokens
@@ -84,11 +88,16 @@ class Connector:
 
 class Relay:
     def __init__(
-        self, relay_state: RelayState, limits: Limits | None = None, admit: Any = None
+        self,
+        relay_state: RelayState,
+        limits: Limits | None = None,
+        admit: Any = None,
+        fronts: tuple[Network, ...] = (),
     ) -> None:
         self.rs = relay_state
         self.limits = limits or Limits()
         self.admit = admit  # optional callable(ip) -> bool: relay-level rules
+        self.fronts = fronts  # trusted to name the client in a PROXY protocol header
         self.public = relay_state.signing_key().public_key()
         # The control certificate: the one `relay init` made, or an ACME CA's once obtained.
         self.acme = AcmeFiles(relay_state.state) if relay_state.acme is not None else None
@@ -157,8 +166,18 @@ class Relay:
         return True
 
     async def _accept(self, conn: socket.socket, peer: tuple[str, int]) -> None:
-        ip = peer[0]
         self.counters["connections"] += 1
+        if self.fronts and trusts(self.fronts, peer[0]):
+            conn.setblocking(False)
+            try:
+                client = await client_from_front(conn, peer, HELLO_TIMEOUT)
+            except FrontRefused as e:
+                self.counters["front_refused"] += 1
+                conn.close()
+                print(f"hagate relay: refused: {e}", file=sys.stderr, flush=True)
+                return
+            peer = (client.ip, client.port)
+        ip = peer[0]
         if not self._allowed(ip):
             conn.close()
             return
@@ -170,7 +189,12 @@ class Relay:
             try:
                 hello = await asyncio.wait_for(peek_client_hello(conn), HELLO_TIMEOUT)
             except (TimeoutError, ClientHelloError, ConnectionError, OSError) as e:
-                self.counters["not_tls" if isinstance(e, ClientHelloError) else "no_hello"] += 1
+                if isinstance(e, ClientHelloError) and sent_proxy_header(conn):
+                    self.counters["proxy_untrusted"] += (
+                        1  # not a front given by --proxy-protocol-from
+                    )
+                else:
+                    self.counters["not_tls" if isinstance(e, ClientHelloError) else "no_hello"] += 1
                 conn.close()
                 return
             if hello is None:

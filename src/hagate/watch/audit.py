@@ -23,7 +23,7 @@ from hagate.events.store import EVENTS_NAME
 from hagate.pki.authority import CertRecord, read_inventory
 from hagate.rules.ruleset import RuleSet, ruleset_from_config
 from hagate.state import INVENTORY_NAME, SERVER_CERT, StateDir
-from hagate.watch import certcheck, hostcheck, rulecheck, status
+from hagate.watch import certcheck, frontcheck, hostcheck, rulecheck, status
 from hagate.watch.findings import Finding, Severity, split_ignored
 
 DAY = 86400.0
@@ -45,11 +45,12 @@ class LogFacts:
     span: float  # seconds since the oldest event (0 without events)
     last_used: dict[str, float]  # certificate sha256 -> last request presenting it
     revoked_uses: list[certcheck.RevokedUse]
+    recent_sources: list[str]  # client addresses of the latest requests, newest first
 
 
 def log_facts(path: Path, records: list[CertRecord], now: float) -> LogFacts:
     if not path.exists():
-        return LogFacts(set(), 0.0, {}, [])
+        return LogFacts(set(), 0.0, {}, [], [])
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     try:
         since = now - rulecheck.NEVER_MATCHED_DAYS * DAY
@@ -89,9 +90,16 @@ def log_facts(path: Path, records: list[CertRecord], now: float) -> LogFacts:
                     r.name, count, last, ip[0] if ip else None, r.revoked_at.timestamp()
                 )
             )
+        recent = [
+            r[0]
+            for r in db.execute(
+                "SELECT client_ip FROM events WHERE path IS NOT NULL ORDER BY time DESC LIMIT ?",
+                (frontcheck.RECENT_REQUESTS,),
+            )
+        ]
     finally:
         db.close()
-    return LogFacts(matched, now - oldest if oldest else 0.0, last_used, uses)
+    return LogFacts(matched, now - oldest if oldest else 0.0, last_used, uses, recent)
 
 
 def first_use_times(state: StateDir) -> dict[str, float]:
@@ -177,5 +185,6 @@ def run_audit(
     if probe:
         findings += hostcheck.judge_probe(hostcheck.probe(cfg.upstream, cfg.hostname), cfg.upstream)
     findings += status.judge_statuses(status.read_statuses(state), now)
+    findings += frontcheck.judge_sources(facts.recent_sources)
     reported, silenced = split_ignored(findings, cfg.audit.ignore)
     return Report(reported, silenced)
