@@ -217,3 +217,25 @@ def test_any_bytes_give_a_header_more_or_a_refusal(data: bytes) -> None:
         if where is not None:
             ipaddress.ip_address(where[0])
             assert 0 <= where[1] <= 65535
+
+
+def test_every_declared_v2_length_is_parsed_waited_for_or_refused() -> None:
+    """An INET PROXY header declaring 0 to 64 bytes after its head, with exactly that many
+    (zero-filled: a run of zero-type, zero-length TLVs) or fewer: below 12 it is refused, at
+    12 and more it is a header of that length; cut short, it waits."""
+    for declared in range(0, 65):
+        head = V2_SIGNATURE + b"\x21\x11" + struct.pack(">H", declared)
+        whole = head + bytes(declared)
+        if declared:
+            assert parse_proxy_header(whole[:-1]) is None
+        if declared < 12:
+            with pytest.raises(ProxyHeaderError, match="shorter than its addresses"):
+                parse_proxy_header(whole)
+            continue
+        rest = declared - 12
+        if rest % 3 and rest % 3 < 3:  # a TLV head cut short
+            with pytest.raises(ProxyHeaderError, match="TLV cut short"):
+                parse_proxy_header(whole)
+            continue
+        got = parse_proxy_header(whole + HELLO)
+        assert got is not None and got.length == 16 + declared
