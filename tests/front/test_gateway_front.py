@@ -21,6 +21,7 @@ from hagate.front.proxyheader import V2_SIGNATURE
 from tests.conftest import run_hagate
 from tests.front.peers import FRONT_SOURCE, Front
 from tests.gateway.harness import Gateway, make_gateway, read_response
+from tests.geo import write_asn_db
 
 TRUST = (
     "\ngateway:\n  header_timeout: 3\n  max_connections_per_ip: 2\n"
@@ -118,6 +119,9 @@ def test_header_and_clienthello_in_one_packet_split_or_slow_all_name_the_client(
 ) -> None:
     g = gateway
     g.configure(rules=PORT_RULE, extra=TRUST)
+    asn_db = write_asn_db(g.tmp / "asn.mmdb", {"203.0.113.10/32": 64501})
+    cfg = g.state / "hagate.yaml"
+    cfg.write_text(cfg.read_text().replace("  asn_db:\n", f"  asn_db: {asn_db}\n"))
     g.start()
     # The port the client connected to is the header's (the gateway itself listens elsewhere)
     assert request_via_bio(g, v2("203.0.113.9", 40000, dport=8443)) == "HTTP/1.1 403 Forbidden"
@@ -138,6 +142,7 @@ def test_header_and_clienthello_in_one_packet_split_or_slow_all_name_the_client(
     for ip in ("203.0.113.10", "203.0.113.13", "2001:db8::14"):
         rows = events_of(g, ip)
         assert rows and rows[0]["action"] == "allow", rows
+    assert events_of(g, "203.0.113.10")[0]["asn"] == 64501  # GeoIP looks the client up
     assert not [e for e in g.events() if e["client_ip"] == FRONT_SOURCE and e["path"]]
 
 
