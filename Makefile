@@ -9,6 +9,7 @@ SYSTEM_DEPS := openssl:openssl curl:curl pk12util:libnss3-tools certutil:libnss3
 	chromium:chromium nginx:nginx-light systemd-analyze:systemd haproxy:haproxy \
 	/usr/lib/nginx/modules/ngx_stream_module.so:libnginx-mod-stream \
 	pebble:pebble pebble-challtestsrv:pebble sudo:sudo unshare:util-linux ip:iproute2 \
+	podman:podman runc:runc mmdebstrap:mmdebstrap \
 	/usr/bin/python3:python3
 # The benchmark's load generator (ab presents a client certificate with -E).
 BENCH_DEPS := ab:apache2-utils valgrind:valgrind callgrind_control:valgrind

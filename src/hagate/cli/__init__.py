@@ -11,6 +11,7 @@ from hagate.cli import (  # noqa: F401
     enrol,
     events,
     geoip,
+    health,
     presets,
     relay,
     rules,
