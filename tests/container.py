@@ -42,7 +42,7 @@ def ensure_base() -> str:
     CACHE.mkdir(parents=True, exist_ok=True)
     tarball = CACHE / "base-bookworm.tar"
     if not tarball.exists():
-        partial = tarball.with_suffix(".partial")
+        partial = tarball.with_name("base-bookworm.partial.tar")  # mmdebstrap: format by name
         subprocess.run(
             [
                 "mmdebstrap",
