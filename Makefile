@@ -14,7 +14,7 @@ SYSTEM_DEPS := openssl:openssl curl:curl pk12util:libnss3-tools certutil:libnss3
 # The benchmark's load generator (ab presents a client certificate with -E).
 BENCH_DEPS := ab:apache2-utils valgrind:valgrind callgrind_control:valgrind
 
-.PHONY: all setup system-deps test lint typecheck pytest run bench clean
+.PHONY: all setup system-deps test lint typecheck pytest run bench clean app
 
 all: test
 
@@ -70,6 +70,16 @@ pytest: setup
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# The Home Assistant app for a local install (docs: ha-app/hagate/DOCS.md): the app's folder
+# with hagate's wheel beside its Dockerfile, in build/ha-app/hagate.
+app: $(RUN_STAMP)
+	rm -rf build/ha-app && mkdir -p build/ha-app
+	cp -r ha-app/hagate build/ha-app/hagate
+	$(BIN)/python -m pip wheel --quiet --no-deps -w build/ha-app/hagate .
+	wheel=$$(cd build/ha-app/hagate && ls hagate-*.whl) && \
+	  sed -i "s|^  HAGATE_SPEC: .*|  HAGATE_SPEC: ./$$wheel|" build/ha-app/hagate/build.yaml
+	@echo "build/ha-app/hagate: copy it into Home Assistant's /addons share"
 
 run: $(RUN_STAMP)
 	$(BIN)/python -m hagate.demo

@@ -101,3 +101,18 @@ def test_a_reload_names_the_settings_it_cannot_apply() -> None:
     # The upstream, rules and gateway settings are applied by the reload itself.
     tuned = parse_config(base + "listen: 0.0.0.0:443\ngateway:\n  idle_timeout: 5\n", "c")
     assert needs_restart(before, tuned) == []
+
+
+def test_the_alerts_url_may_carry_a_proxy_path_prefix() -> None:
+    """The Supervisor's proxy to Home Assistant's API is http://supervisor/core (its /api/...
+    is Home Assistant's): the alerts accept a path prefix of plain segments, nothing else."""
+    from hagate.config import validate_api_url
+    from hagate.errors import HagateError
+
+    assert validate_api_url("http://supervisor/core") == "http://supervisor/core"
+    assert validate_api_url("http://supervisor/core/") == "http://supervisor/core"
+    assert validate_api_url("http://127.0.0.1:8123") == "http://127.0.0.1:8123"
+    for bad in ("http://supervisor/core?x=1", "http://supervisor/co re", "ftp://x/core",
+                "http://supervisor/core#f", "http://u@supervisor/core"):  # fmt: skip
+        with pytest.raises(HagateError):
+            validate_api_url(bad)

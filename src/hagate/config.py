@@ -237,6 +237,20 @@ def validate_upstream(value: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def validate_api_url(value: str) -> str:
+    """Home Assistant's API base for alerts: an upstream URL, or one with a path prefix such
+    as the Supervisor's proxy (http://supervisor/core, whose /api/... is Home Assistant's)."""
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError as e:
+        raise HagateError(f"bad URL {value!r}: {e}") from e
+    prefix = parts.path.rstrip("/")
+    if prefix and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", prefix):
+        raise HagateError(f"bad URL {value!r}: a path prefix of plain segments, like /core")
+    base = validate_upstream(parts._replace(path="").geturl())
+    return base + prefix
+
+
 def validate_email(value: str) -> str:
     email = value.strip()
     if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
@@ -616,7 +630,7 @@ def _parse_alerts(src: ConfigSource, raw: Any, base: Path, upstream: str) -> Ale
         url = _checked(
             src,
             (*ha_path, "url"),
-            validate_upstream,
+            validate_api_url,
             _typed(src, (*ha_path, "url"), ha["url"], str, "a URL"),
         )
     burst = alerts.get("blocked_burst") or {}

@@ -27,7 +27,7 @@ from hagate.state import atomic_write
 CERT_FIELD = "cf.tls_client_auth.cert_verified"
 
 
-def _yaml() -> YAML:
+def yaml_editor() -> YAML:
     y = YAML(typ="rt")
     y.preserve_quotes = True
     y.width = 4096  # never wrap an expression over lines of its own
@@ -51,7 +51,7 @@ def certificate_rule_index(rules: list[Any]) -> int:
 def insert_rule(path: Path, rule: dict[str, str]) -> Path:
     """Insert `rule` above the certificate rule in the config at `path`; returns the backup."""
     text = path.read_text(encoding="utf-8")
-    y = _yaml()
+    y = yaml_editor()
     doc = y.load(text)
     if not isinstance(doc, CommentedMap):
         raise HagateError(f"{path} is not a YAML mapping; fix it first (hagate rules check)")
@@ -90,7 +90,7 @@ def insert_relay_rule(path: Path, rule: dict[str, str]) -> Path | None:
     checked as `hagate relay run --rules` loads it; returns the backup, if there was a file."""
     from hagate.tunnel.admission import load_admission
 
-    y = _yaml()
+    y = yaml_editor()
     if path.exists():
         doc = y.load(path.read_text(encoding="utf-8"))
         if doc is None:
@@ -127,7 +127,7 @@ def insert_relay_rule(path: Path, rule: dict[str, str]) -> Path | None:
 def set_geoip_paths(path: Path, paths: dict[str, str]) -> Path | None:
     """Point `geoip.asn_db` / `geoip.country_db` at `paths` (keys "asn", "country") where they
     are not set yet; returns the backup when the file changed."""
-    y = _yaml()
+    y = yaml_editor()
     doc = y.load(path.read_text(encoding="utf-8"))
     if not isinstance(doc, CommentedMap):
         raise HagateError(f"{path} is not a YAML mapping; fix it first (hagate rules check)")

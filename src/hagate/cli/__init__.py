@@ -6,6 +6,7 @@ from __future__ import annotations
 from hagate.cli import (  # noqa: F401
     acme,
     alexa,
+    app,
     audit,
     certs,
     enrol,

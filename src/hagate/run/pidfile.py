@@ -26,12 +26,12 @@ from hagate.state import StateDir, atomic_write
 
 
 class Kind(enum.Enum):
-    GATEWAY = "gateway"  # hagate serve, hagate connect
+    GATEWAY = "gateway"  # hagate serve, hagate connect (also as hagate app run)
     RELAY = "relay"  # hagate relay run
 
     @property
     def commands(self) -> frozenset[str]:
-        return frozenset({"serve", "connect"} if self is Kind.GATEWAY else {"run"})
+        return frozenset({"serve", "connect", "app"} if self is Kind.GATEWAY else {"run"})
 
 
 def pid_path(state: StateDir, kind: Kind = Kind.GATEWAY) -> Path:

@@ -94,12 +94,19 @@ def _connection(url: str, timeout: float) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(host, parts.port, timeout=timeout)
 
 
+def _prefix(url: str) -> str:
+    """The path Home Assistant's /api/ is under: none, or a proxy's (the Supervisor's /core)."""
+    return urlsplit(url).path.rstrip("/")
+
+
 def home_assistant_running(url: str, token: str, timeout: float = 10.0) -> Delivery:
     """Whether Home Assistant has finished starting (its core state is RUNNING): an event
     fired while it starts may find the household's automations not loaded yet, and be lost."""
     conn = _connection(url, timeout)
     try:
-        conn.request("GET", "/api/config", headers={"Authorization": f"Bearer {token}"})
+        conn.request(
+            "GET", _prefix(url) + "/api/config", headers={"Authorization": f"Bearer {token}"}
+        )
         response = conn.getresponse()
         body = response.read(1 << 20)
     except (OSError, http.client.HTTPException) as e:
@@ -133,7 +140,7 @@ def post_event(url: str, token: str, data: dict[str, Any], timeout: float = 10.0
     try:
         conn.request(
             "POST",
-            f"/api/events/{EVENT_TYPE}",
+            f"{_prefix(url)}/api/events/{EVENT_TYPE}",
             body,
             {
                 "Authorization": f"Bearer {token}",
