@@ -114,7 +114,10 @@ def test_the_relay_command(tmp_path: Path) -> None:
     )
     try:
         wait_listening(port, proc)
-        assert "PROXY protocol from 127.0.0.1/32" in (tmp_path / "relay.err").read_text()
+        deadline = time.monotonic() + 10  # the line follows the bind: wait for it
+        while "PROXY protocol from 127.0.0.1/32" not in (tmp_path / "relay.err").read_text():
+            assert time.monotonic() < deadline, (tmp_path / "relay.err").read_text()
+            time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
