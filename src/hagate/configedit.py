@@ -50,6 +50,11 @@ def certificate_rule_index(rules: list[Any]) -> int:
 
 def insert_rule(path: Path, rule: dict[str, str]) -> Path:
     """Insert `rule` above the certificate rule in the config at `path`; returns the backup."""
+    return replace_checked(path, with_rule_inserted(path, rule))
+
+
+def with_rule_inserted(path: Path, rule: dict[str, str]) -> str:
+    """The config at `path` as text, with `rule` inserted above the certificate rule."""
     text = path.read_text(encoding="utf-8")
     y = yaml_editor()
     doc = y.load(text)
@@ -66,7 +71,16 @@ def insert_rule(path: Path, rule: dict[str, str]) -> Path:
     rules.insert(certificate_rule_index(list(rules)), entry)
     out = io.StringIO()
     y.dump(doc, out)
-    return replace_checked(path, out.getvalue())
+    return out.getvalue()
+
+
+def text_diff(path: Path, new_text: str) -> str:
+    """A unified diff of the file at `path` and `new_text` (what a change would write)."""
+    import difflib
+
+    old = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    new = new_text.splitlines(keepends=True)
+    return "".join(difflib.unified_diff(old, new, path.name, path.name + " (new)"))
 
 
 def replace_checked(path: Path, new_text: str) -> Path:

@@ -58,7 +58,7 @@ def _tapped_data_received(self: Any, data: bytes) -> None:
     _original_data_received(self, data)
 
 
-web_protocol.RequestHandler.data_received = _tapped_data_received
+web_protocol.RequestHandler.data_received = _tapped_data_received  # type: ignore[method-assign]
 
 
 def _url_host(host: str | None) -> str:

@@ -602,3 +602,39 @@ def test_the_curl_line_cert_issue_prints_works_as_printed(gw: Gateway) -> None:
     )
     assert done.returncode == 0 and done.stdout == "200", done.stderr
     assert gw.upstream.paths() == ["/"]
+
+
+def test_revoking_a_certificate_cuts_its_open_websocket(gw: Gateway) -> None:
+    from tests.conftest import run_hagate
+
+    gw.issue("tablet")
+    with gw.connect("tablet") as sock, gw.connect("phone") as other:
+        buf, other_buf = bytearray(), bytearray()
+        upgrade = (
+            b"GET /ws HTTP/1.1\r\nHost: ha.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        sock.sendall(upgrade)
+        other.sendall(upgrade)
+        assert read_response(sock, buf).status == 101
+        assert read_response(other, other_buf).status == 101
+        assert run_hagate("cert", "revoke", "tablet", state=gw.state).code == 0
+        revoked_at = time.monotonic()
+        sock.settimeout(10)
+        got = b""
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            while chunk := sock.recv(100):
+                got += chunk
+        assert time.monotonic() - revoked_at < 5  # cut, not left until it ends by itself
+        # Another certificate's websocket goes on.
+        other.sendall(b"still here")
+        echoed = bytes(other_buf)
+        while len(echoed) < len(b"STILL HERE"):
+            echoed += other.recv(100)
+        assert echoed == b"STILL HERE"
+    rows = [e for e in gw.events() if e["cert_name"] == "tablet" and e["path"] == "/ws"]
+    deadline = time.monotonic() + 5
+    while not rows and time.monotonic() < deadline:
+        time.sleep(0.2)
+        rows = [e for e in gw.events() if e["cert_name"] == "tablet" and e["path"] == "/ws"]
+    assert rows and "revoked while the connection was open" in (rows[0]["reason"] or "")

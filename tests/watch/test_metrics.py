@@ -129,9 +129,12 @@ def test_certificate_expiry_and_audit_findings_are_exported(
 def test_only_get_and_head_of_metrics_are_answered(two_workers: tuple[Gateway, int]) -> None:
     _, port = two_workers
     host = f"Host: 127.0.0.1:{port}\r\n"
-    assert raw(
-        port, f"HEAD /metrics HTTP/1.1\r\n{host}Connection: close\r\n\r\n".encode()
-    ).startswith(b"HTTP/1.0 200")
+    assert (
+        raw(port, f"HEAD /metrics HTTP/1.1\r\n{host}Connection: close\r\n\r\n".encode()).split(
+            b" ", 2
+        )[1]
+        == b"200"
+    )
     for target in (
         "/",
         "/metrics/",
@@ -143,15 +146,19 @@ def test_only_get_and_head_of_metrics_are_answered(two_workers: tuple[Gateway, i
         "/metrics%2f",
     ):
         answer = raw(port, f"GET {target} HTTP/1.1\r\n{host}\r\n".encode())
-        assert answer.startswith(b"HTTP/1.0 404"), (target, answer[:80])
+        assert answer.split(b" ", 2)[1] == b"404", (target, answer[:80])
         assert b"hagate_requests_total" not in answer
-    for method in ("POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "CONNECT"):
+    for method in ("POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH"):
         answer = raw(
             port, f"{method} /metrics HTTP/1.1\r\n{host}Content-Length: 0\r\n\r\n".encode()
         )
-        assert answer.startswith(b"HTTP/1.0 405"), (method, answer[:80])
+        assert answer.split(b" ", 2)[1] == b"405", (method, answer[:80])
+    # CONNECT takes an authority, not a path: no route is found for it.
+    answer = raw(port, f"CONNECT /metrics HTTP/1.1\r\n{host}\r\n".encode())
+    assert answer.split(b" ")[1] in (b"404", b"405"), answer[:80]
+    assert b"hagate_" not in answer
     answer = raw(port, b"BREW /metrics HTTP/1.1\r\n" + host.encode() + b"\r\n")
-    assert answer.split(b" ")[1] in (b"405", b"501")
+    assert answer.split(b" ")[1] in (b"400", b"405", b"501")
     assert b"hagate_" not in answer
 
 
@@ -159,23 +166,25 @@ def test_a_rebound_dns_name_cannot_read_the_metrics(two_workers: tuple[Gateway, 
     _, port = two_workers
     for host in ("evil.example", f"evil.example:{port}", "ha.test", ""):
         answer = raw(port, f"GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-        assert answer.startswith(b"HTTP/1.0 421"), (host, answer[:80])
+        assert answer.split(b" ", 2)[1] == b"421", (host, answer[:80])
     answer = raw(port, b"GET /metrics HTTP/1.0\r\n\r\n")  # no Host at all
-    assert answer.startswith(b"HTTP/1.0 421")
+    assert answer.split(b" ", 2)[1] == b"421"
     for host in (f"localhost:{port}", f"[::1]:{port}", "127.0.0.1"):
         answer = raw(
             port, f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
         )
-        assert answer.startswith(b"HTTP/1.0 200"), host
+        assert answer.split(b" ", 2)[1] == b"200", host
 
 
 def test_oversized_and_slow_request_heads_are_cut_off(two_workers: tuple[Gateway, int]) -> None:
     _, port = two_workers
+    # aiohttp answers both with 400 and its reason ("Got more than 8190 bytes", "Too many
+    # headers"), then closes.
     answer = raw(port, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n")
-    assert answer.startswith(b"HTTP/1.0 414")
+    assert answer.split(b" ", 2)[1] == b"400"
     many = "".join(f"X-{i}: {i}\r\n" for i in range(120))
     answer = raw(port, f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n{many}\r\n".encode())
-    assert answer.startswith(b"HTTP/1.0 431")
+    assert answer.split(b" ", 2)[1] == b"400"
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         s.sendall(b"GET /metrics HTTP/1.1\r\n")  # and then nothing: a slowloris
         started = time.monotonic()
@@ -200,8 +209,11 @@ def test_no_target_but_metrics_is_ever_served(
         port, f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
     )
     served = target == "/metrics" or target.startswith("/metrics?")
-    assert answer.startswith(b"HTTP/1.0 200") == served, (target, answer[:60])
-    if not served:
+    # The console's sign-in page is open too (200); the metrics are only at /metrics.
+    assert (b"hagate_requests_total" in answer) == served, (target, answer[:60])
+    if served:
+        assert answer.split(b" ", 2)[1] == b"200"
+    else:
         assert b"hagate_" not in answer
 
 

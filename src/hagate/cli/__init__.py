@@ -9,6 +9,7 @@ from hagate.cli import (  # noqa: F401
     app,
     audit,
     certs,
+    console,
     enrol,
     events,
     geoip,

@@ -24,16 +24,7 @@ def audit(ctx: Context, as_json: bool, no_probe: bool) -> None:
 
     report = run_audit(ctx.state.require(), probe=not no_probe)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "findings": [f.to_json() for f in report.findings],
-                    "silenced": [f.to_json() for f in report.silenced],
-                    "counts": counts(report.findings),
-                },
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(report.to_json(), indent=2))
     else:
         c = counts(report.findings)
         summary = ", ".join(f"{n} {label}" for label, n in reversed(list(c.items())))

@@ -121,32 +121,27 @@ def cert_issue(
 @pass_ctx
 def cert_list(ctx: Context, as_json: bool) -> None:
     """Every issued certificate with its status."""
-    from hagate.enrol.store import EnrolmentStore
-    from hagate.pki.authority import Authority
+    from hagate.review.devices import device_summaries
 
-    records = Authority(ctx.state.require()).records()
-    store = EnrolmentStore(ctx.state)
-    used = {r.sha256: store.first_use(r.sha256) for r in records}
+    devices = device_summaries(ctx.state.require())
     if as_json:
-        out = [{**r.summary(), "first_used": used[r.sha256]} for r in records]
-        click.echo(json.dumps(out, indent=2))
+        click.echo(json.dumps(devices, indent=2))
         return
-    if not records:
+    if not devices:
         click.echo("No certificates issued yet: hagate cert issue NAME --p12 NAME.p12")
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table("name", "serial", "sha256", "not after", "status", "first used", box=None)
-    for r in records:
-        s = r.summary()
+    for s in devices:
         table.add_row(
             s["name"],
             s["serial"],
             s["sha256"][:16] + "…",
             s["not_after"],
             s["status"],
-            _first_used(used[r.sha256]),
+            _first_used(s["first_used"]),
         )
     Console(width=200).print(table)
 

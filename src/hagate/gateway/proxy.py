@@ -50,9 +50,12 @@ CHUNK = 65536
 _NO_BODY_STATUS = {204, 304}
 
 
-async def forward(gw: Gateway, head: RequestHead, client: Channel, ex: Exchange) -> bool:
+async def forward(
+    gw: Gateway, head: RequestHead, client: Channel, ex: Exchange, cert_sha256: str | None = None
+) -> bool:
     """Forward `head` (and its body) to Home Assistant and its response to the client;
-    whether the client connection carries another request."""
+    whether the client connection carries another request. `cert_sha256`: the verified
+    certificate the client presented, whose revocation cuts an upgraded connection."""
     settings = gw.setup.config.gateway
     upstream_head = forwarded_head(head, ex.client_ip, gw.setup.config.hostname)
     attempts = 1 if head.has_body else 2  # a stale pooled connection gets one retry
@@ -107,7 +110,7 @@ async def forward(gw: Gateway, head: RequestHead, client: Channel, ex: Exchange)
         client.write(rhead_bytes)
         ex.answered = True
         await client.drain()
-        await _pipe(gw, client, up, ex)
+        await _pipe(gw, client, up, ex, cert_sha256)
         return False
     try:
         upstream_done, keep_client = await _respond(gw, head, rhead, up, client, ex)
@@ -289,8 +292,25 @@ def _untrusted(head: RequestHead, up: Channel, client: Channel, ex: Exchange, ke
     return True  # the upstream body (those 16 bytes) was read to its end
 
 
-async def _pipe(gw: Gateway, client: Channel, up: Channel, ex: Exchange) -> None:
-    """After a 101: bytes both ways until either side closes."""
+REVOKED_CHECK_EVERY = 1.0
+
+
+async def _until_revoked(gw: Gateway, sha256: str, ex: Exchange) -> None:
+    """Returns once the certificate is revoked (or gone from the inventory): a websocket
+    opened with it is cut then, not when it next sends a request (it never does)."""
+    while True:
+        await asyncio.sleep(REVOKED_CHECK_EVERY)
+        record = gw.inventory.lookup(sha256)
+        if record is None or record.revoked:
+            ex.reason = "cut: the certificate was revoked while the connection was open"
+            return
+
+
+async def _pipe(
+    gw: Gateway, client: Channel, up: Channel, ex: Exchange, cert_sha256: str | None
+) -> None:
+    """After a 101: bytes both ways until either side closes (or the certificate it was
+    opened with is revoked)."""
 
     async def copy(src: Channel, dst: Channel, inbound: bool) -> None:
         try:
@@ -308,6 +328,8 @@ async def _pipe(gw: Gateway, client: Channel, up: Channel, ex: Exchange) -> None
         asyncio.create_task(copy(client, up, True)),
         asyncio.create_task(copy(up, client, False)),
     ]
+    if cert_sha256 is not None:
+        tasks.append(asyncio.create_task(_until_revoked(gw, cert_sha256, ex)))
     metrics = gw.metrics
     if metrics is not None:
         metrics.websockets.inc()

@@ -70,6 +70,7 @@ class EventFilter:
     status: int | None = None
     ua: str | None = None  # a part of the user agent
     after_id: int | None = None  # for following the log
+    before_id: int | None = None  # for the next page of a listing
 
     def where(self) -> tuple[str, list[Any]]:
         """The WHERE clause (possibly empty) and its parameters."""
@@ -109,6 +110,8 @@ class EventFilter:
             add("instr(user_agent, ?) > 0", self.ua)
         if self.after_id is not None:
             add("id > ?", self.after_id)
+        if self.before_id is not None:
+            add("id < ?", self.before_id)
         return (" AND ".join(parts), params)
 
 

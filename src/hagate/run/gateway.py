@@ -44,7 +44,7 @@ from hagate.watch.runtime import Watch
 from hagate.watch.status import Links
 
 if TYPE_CHECKING:
-    from hagate.watch.admin import AdminServer
+    from hagate.console.listener import AdminServer
 
 
 def load_setup(state: StateDir) -> Setup:
@@ -308,7 +308,7 @@ def prepare_admin(state: StateDir, cfg: Config) -> Callable[[], AdminServer] | N
     function that starts the listener (in the process that supervises them)."""
     if cfg.admin is None:
         return None
-    from hagate.watch.admin import AdminServer
+    from hagate.console.listener import AdminServer
     from hagate.watch.metrics import prepare
 
     directory = prepare(state)

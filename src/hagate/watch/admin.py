@@ -1,34 +1,21 @@
-"""The admin listener: `GET /metrics` for Prometheus, and nothing else.
-
-Rules:
-  1. Off unless `admin:` is configured; it binds loopback unless told otherwise.
-  2. One path, two methods (GET, HEAD). Any other path is 404, any other method 405; no
-     redirects, no index, no other file. Request heads are bounded in size and time.
-  3. The Host header must be an address or `localhost` (or the configured listen host): a web
-     page that rebinds its own DNS name to 127.0.0.1 cannot read the metrics through a
-     browser.
-  4. It runs in a thread of the supervising process, reading the workers' metric files; what
-     only the state directory knows (certificate expiry, audit findings) is computed here.
+"""What the admin listener (hagate.console.listener) serves as `/metrics`: the workers'
+metric files added up, and what only the state directory knows (certificate expiry, audit
+findings, the alert queue), computed when scraped; and its check of the Host header.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from hagate.config import parse_listen
-from hagate.errors import HagateError
 from hagate.state import StateDir
 
 AUDIT_EVERY = 600.0
-REQUEST_TIMEOUT = 10.0
 
 
 def host_allowed(host_header: str | None, listen_host: str) -> bool:
@@ -141,94 +128,12 @@ class StateCollector:
         )
 
 
-class AdminServer:
-    def __init__(self, listen: str, state: StateDir, metrics_dir: Path) -> None:
-        from prometheus_client import CollectorRegistry
-        from prometheus_client.multiprocess import MultiProcessCollector
+def metrics_registry(state: StateDir, metrics_dir: Path) -> Any:
+    """The workers' metrics (their files in `metrics_dir`) and the state directory's."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
 
-        self.host, self.port = parse_listen(listen)
-        self.registry = CollectorRegistry()
-        MultiProcessCollector(self.registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
-        self.registry.register(StateCollector(state))
-        self._server = self._bind()
-        self.port = self._server.server_address[1]
-        self._running = False
-
-    def _bind(self) -> ThreadingHTTPServer:
-        registry, listen_host = self.registry, self.host
-
-        class Handler(BaseHTTPRequestHandler):
-            timeout = REQUEST_TIMEOUT
-
-            def version_string(self) -> str:
-                return "hagate-admin"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # no access log: a scrape every 15 s would bury everything else
-
-            def _answer(self, body: bool) -> None:
-                from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-                if not host_allowed(self.headers.get("Host"), listen_host):
-                    self._plain(421, b"misdirected request\n", body)
-                    return
-                # The target as sent: http.server folds a leading "//" into "/" in self.path.
-                words = self.requestline.split()
-                target = words[1] if len(words) >= 2 else ""
-                if target.split("?", 1)[0] != "/metrics":
-                    self._plain(404, b"not found: only /metrics is served here\n", body)
-                    return
-                data = generate_latest(registry)
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if body:
-                    self.wfile.write(data)
-
-            def _plain(self, status: int, text: bytes, body: bool = True) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(text)))
-                if status == 405:
-                    self.send_header("Allow", "GET, HEAD")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                if body:
-                    self.wfile.write(text)
-                self.close_connection = True
-
-            def do_GET(self) -> None:
-                self._answer(True)
-
-            def do_HEAD(self) -> None:
-                self._answer(False)
-
-            def _refuse(self) -> None:
-                self._plain(405, b"method not allowed: GET /metrics only\n")
-
-            do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = _refuse
-            do_CONNECT = _refuse
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            address_family = socket.AF_INET6 if ":" in listen_host else socket.AF_INET
-
-        try:
-            return Server((self.host, self.port), Handler)
-        except OSError as e:
-            raise HagateError(
-                f"admin listener: cannot listen on {self.host}:{self.port}: {e.strerror}"
-            ) from None
-
-    def start(self) -> AdminServer:
-        threading.Thread(
-            target=self._server.serve_forever, name="hagate-admin", daemon=True
-        ).start()
-        self._running = True
-        return self
-
-    def close(self) -> None:
-        if self._running:
-            self._server.shutdown()
-        self._server.server_close()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
+    registry.register(StateCollector(state))
+    return registry

@@ -13,6 +13,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
@@ -24,7 +25,7 @@ from hagate.pki.authority import CertRecord, read_inventory
 from hagate.rules.ruleset import RuleSet, ruleset_from_config
 from hagate.state import INVENTORY_NAME, SERVER_CERT, StateDir
 from hagate.watch import certcheck, frontcheck, hostcheck, rulecheck, status
-from hagate.watch.findings import Finding, Severity, split_ignored
+from hagate.watch.findings import Finding, Severity, counts, split_ignored
 
 DAY = 86400.0
 
@@ -37,6 +38,14 @@ class Report:
     @property
     def failed(self) -> bool:
         return any(f.severity >= Severity.HIGH for f in self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `hagate audit --json` object (also the console API's)."""
+        return {
+            "findings": [f.to_json() for f in self.findings],
+            "silenced": [f.to_json() for f in self.silenced],
+            "counts": counts(self.findings),
+        }
 
 
 @dataclass(frozen=True)
