@@ -100,7 +100,7 @@ def test_the_same_objects_as_the_cli(site: ConsoleSite) -> None:
         for line in run_hagate("events", "suggest", "--json", state=site.state).out.split("\n")
         if line
     ]
-    assert site.api("GET", "/api/v1/suggestions").json() == cli_suggest
+    assert site.api("GET", "/api/v1/suggestions?since=30d").json() == cli_suggest
 
 
 def test_event_filters_and_paging(site: ConsoleSite) -> None:

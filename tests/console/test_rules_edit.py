@@ -127,16 +127,19 @@ def test_a_suggestion_shows_its_diff_then_applies(tmp_path_factory) -> None:
         g.events()
         b = s.browser()
         b.sign_in()
-        found = s.api("GET", "/api/v1/suggestions").json()
+        found = s.api("GET", "/api/v1/suggestions?since=30d").json()
         assert found[0]["kind"] == "ios-companion", found
-        listing = b.get("/console/suggestions").text
+        listing = b.get("/console/suggestions?fresh=1").text
         assert "review and apply" in listing and "AS6805" in listing
         before = (s.state / "hagate.yaml").read_text()
         page = b.get("/console/suggestions/1")
         assert page.status == 200
         assert "+  - description: " in page.text and "ios-companion" in page.text
         assert (s.state / "hagate.yaml").read_text() == before  # shown, not written
-        done = b.post("/console/suggestions/1", {"csrf": b.csrf()})
+        stale = b.post("/console/suggestions/1", {"csrf": b.csrf(), "description": "other"})
+        assert stale.status == 409 and (s.state / "hagate.yaml").read_text() == before
+        description = found[0]["rule"]["description"]
+        done = b.post("/console/suggestions/1", {"csrf": b.csrf(), "description": description})
         assert done.status == 200 and "Added the rule" in done.text
         deadline = time.monotonic() + 10
         while (

@@ -34,6 +34,44 @@ EXAMPLES = 5
 MAX_RULES = 200
 
 
+# The logged columns a replay rebuilds a request from, and which rule fields read each: a
+# replay groups the log only by the columns its rules read, so each group is judged once.
+LOGGED: tuple[str, ...] = ("client_ip", "asn", "country", "host", "sni", "method", "path")
+LOGGED += ("user_agent", "cert_sha256")
+_READS = (
+    ("cf.tls_client_auth.", ("cert_sha256",)),
+    ("http.host", ("host", "sni")),
+    ("http.user_agent", ("user_agent",)),
+    ("http.request.headers", ("host", "sni", "user_agent")),
+    ("http.request.method", ("method",)),
+    ("http.request.full_uri", ("host", "sni", "path")),
+    ("http.request.uri", ("path",)),
+    ("ip.src.asnum", ("asn",)),
+    ("ip.src.country", ("country",)),
+    ("ip.src.is_in_european_union", ("country",)),
+    ("ip.src.continent", ("client_ip",)),
+    ("ip.src", ("client_ip",)),
+)
+
+
+def replay_columns(fields: frozenset[str] | None) -> list[str]:
+    """The logged columns that the rule fields `fields` read (all, for None: a rule that
+    does not say)."""
+    if fields is None:
+        return list(LOGGED)
+    out: set[str] = set()
+    for name in fields:
+        for prefix, columns in _READS:
+            if (
+                name == prefix
+                or name.startswith(prefix + ".")
+                or (prefix.endswith(".") and name.startswith(prefix))
+            ):
+                out.update(columns)
+                break
+    return [c for c in LOGGED if c in out]
+
+
 @dataclass(frozen=True)
 class DraftRule:
     """One rule as the console's editor holds it; `origin` is its index in hagate.yaml."""
@@ -140,8 +178,8 @@ def replay(
 ) -> dict[str, Any]:
     """What `draft` would have done to the requests of the last `days` days, beside what
     today's rules do to them: how many change from let in to blocked and back, with examples.
-    Requests are grouped by everything the rules can read from a logged row, so each
-    distinct request is decided once."""
+    Requests are grouped by the logged columns the rules read (other columns take one of the
+    group's values, which no rule looks at), so each distinct request is decided once."""
     from hagate.pki.authority import Authority
     from hagate.review.query import open_log
     from hagate.rules.request import certificate_fields, request_fields
@@ -188,15 +226,22 @@ def replay(
     path = state / EVENTS_NAME
     if not path.exists():
         return result
+    used = (
+        None
+        if before.fields_used is None or after.fields_used is None
+        else before.fields_used | after.fields_used
+    )
+    grouped = replay_columns(used)
+    sampled = [c for c in LOGGED if c not in grouped]
+    select = ", ".join([*grouped, *(f"min({c}) AS {c}" for c in sampled)])
+    group_by = ", ".join(grouped) if grouped else "NULL"
     db = open_log(path)
     try:
         cursor = db.execute(
-            "SELECT client_ip, asn, country, coalesce(host, sni) AS host, method, path,"
-            " user_agent, cert_sha256, count(*) AS n, max(time) AS last FROM events"
+            f"SELECT {select}, count(*) AS n, max(time) AS last FROM events"
             " WHERE time >= ? AND method IS NOT NULL AND action IN"
             " ('allow', 'skip', 'log', 'block')"
-            " GROUP BY client_ip, asn, country, coalesce(host, sni), method, path, user_agent,"
-            " cert_sha256 LIMIT ?",
+            f" GROUP BY {group_by} LIMIT ?",
             (now - days * 86400, REPLAY_GROUPS + 1),
         )
         for row in cursor:
@@ -209,7 +254,7 @@ def replay(
                 ip = ipaddress.ip_address(row["client_ip"])
             except ValueError:
                 continue
-            host = str(row["host"] or cfg.hostname)
+            host = str(row["host"] or row["sni"] or cfg.hostname)
             headers = [(to_bytes_str("Host"), to_bytes_str(host))]
             if row["user_agent"]:
                 headers.append((to_bytes_str("User-Agent"), to_bytes_str(row["user_agent"])))
@@ -221,8 +266,9 @@ def replay(
                 headers=headers,
                 asn=int(row["asn"] or 0),
                 country=str(row["country"] or ""),
-                continent=geo.lookup(ip).continent or "",
+                continent=geo.lookup(ip).continent or "" if "client_ip" in grouped else "",
                 tls=tls_for(row["cert_sha256"]),
+                only=used,
             )
             was = before.evaluate(values, now).blocked
             will = after.evaluate(values, now).blocked
@@ -334,20 +380,32 @@ def suggestion_rule(state: StateDir, number: int, since: str) -> dict[str, str]:
     return dict(s.rule)
 
 
-def suggestion_diff(state: StateDir, number: int, since: str) -> dict[str, Any]:
-    """What applying suggestion `number` would change in hagate.yaml, as a diff."""
+def rule_diff(state: StateDir, rule: dict[str, str]) -> str:
+    """What adding `rule` above the certificate rule would change in hagate.yaml, as a diff."""
     from hagate.configedit import text_diff, with_rule_inserted
 
-    rule = suggestion_rule(state, number, since)
-    diff = text_diff(state.config_path, with_rule_inserted(state.config_path, rule))
-    return {"number": number, "rule": rule, "diff": diff}
+    return text_diff(state.config_path, with_rule_inserted(state.config_path, rule))
 
 
-def apply_suggestion(state: StateDir, number: int, since: str) -> dict[str, Any]:
+def add_rule(state: StateDir, rule: dict[str, str]) -> dict[str, Any]:
+    """Add `rule` above the certificate rule (checked, backed up), and reload."""
     from hagate.configedit import insert_rule
     from hagate.run.pidfile import reload_running
 
-    rule = suggestion_rule(state, number, since)
     backup = insert_rule(state.config_path, rule)
     reload_running(state)
     return {"added": rule, "backup": backup.name}
+
+
+def apply_suggestion(state: StateDir, number: int, since: str) -> dict[str, Any]:
+    return add_rule(state, suggestion_rule(state, number, since))
+
+
+def kept_suggestion_rule(found: list[dict[str, Any]], number: int) -> dict[str, str]:
+    """The hagate.yaml rule of suggestion `number` among the console's kept suggestions."""
+    if not 1 <= number <= len(found):
+        raise HagateError(f"there is no suggestion {number} (there are {len(found)})")
+    rule = found[number - 1].get("rule")
+    if not isinstance(rule, dict):
+        raise HagateError(f"suggestion {number} is not a rule for hagate.yaml")
+    return {str(k): str(v) for k, v in rule.items()}

@@ -184,6 +184,66 @@ class AuditCache:
             return self._report
 
 
+class SuggestionCache:
+    """`events suggest` reads a month of the log (seconds on a busy home's): the console keeps
+    the last answer and works out the next in the background, at most every REFRESH seconds,
+    so a page waits for it only the first time, or when asked to look again."""
+
+    REFRESH = 60.0
+
+    def __init__(self, state: StateDir, since: str = "30d") -> None:
+        self.state = state
+        self.since = since
+        self._found: list[dict[str, Any]] | None = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+        self._working = False
+        self._done = threading.Event()
+
+    def _work(self) -> None:
+        try:
+            found = suggestions(self.state, self.since)
+        except Exception:
+            found = None  # a broken config or log is the pages' to report
+        with self._lock:
+            self._working = False
+            if found is not None:
+                self._found, self._at = found, time.time()
+        self._done.set()
+
+    def refresh(self) -> None:
+        """Work out the suggestions again in a thread, unless that is under way."""
+        with self._lock:
+            if self._working:
+                return
+            self._working = True
+            self._done.clear()
+        threading.Thread(target=self._work, name="hagate-suggest", daemon=True).start()
+
+    def get(self, fresh: bool = False) -> tuple[list[dict[str, Any]], float]:
+        """The suggestions and when they were worked out; the first call (or a `fresh` one)
+        waits for them."""
+        with self._lock:
+            found, at, working = self._found, self._at, self._working
+        if found is None and working and not fresh:
+            self._done.wait(60)  # the work under way, rather than the same work twice
+            with self._lock:
+                found, at = self._found, self._at
+        if found is None or fresh:
+            found = suggestions(self.state, self.since)
+            with self._lock:
+                self._found, self._at = found, time.time()
+            return found, self._at
+        if time.time() - at >= self.REFRESH:
+            self.refresh()
+        return found, at
+
+    def forget(self) -> None:
+        """After a change to the rules: the next answer is worked out afresh."""
+        with self._lock:
+            self._found = None
+
+
 def overview(state: StateDir, audit: AuditCache, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
     cfg = config.load_config(state.config_path)

@@ -85,6 +85,7 @@ class Console:
         self.access = ConsoleAccess(state)
         self.limiter = SignInLimiter()
         self.audit = views.AuditCache(state)
+        self.suggestions = views.SuggestionCache(state)
         self.templates = _environment()
         self.secure_cookie = secure_cookie
 
@@ -401,6 +402,7 @@ def routes(console: Console) -> web.RouteTableDef:
                     replayed = await console.run(changes.replay, console.state, draft)
                 else:
                     backup = await console.run(changes.save_rules, console.state, draft)
+                    console.suggestions.forget()
                     message = f"Saved; the old file is {backup}. The gateway was told to reload."
                     cfg = await console.run(config.load_config, console.state.config_path)
                     draft = changes.draft_from_config(cfg)
@@ -434,25 +436,41 @@ def routes(console: Console) -> web.RouteTableDef:
 
     @r.get("/console/suggestions")
     async def suggestions_page(request: web.Request) -> web.Response:
-        data = await console.run(views.suggestions, console.state)
-        return console.page(request, "suggestions.html", suggestions=data)
+        fresh = request.query.get("fresh") == "1"
+        data, at = await console.run(console.suggestions.get, fresh)
+        return console.page(request, "suggestions.html", suggestions=data, at=at)
+
+    async def kept_rule(n: int) -> dict[str, str]:
+        found, _ = await console.run(console.suggestions.get)
+        try:
+            return changes.kept_suggestion_rule(found, n)
+        except HagateError as e:
+            raise web.HTTPNotFound(text=str(e)) from None
 
     @r.get("/console/suggestions/{n:[0-9]{1,4}}")
     async def suggestion_page(request: web.Request) -> web.Response:
         n = int(request.match_info["n"])
+        rule = await kept_rule(n)
         try:
-            diff = await console.run(changes.suggestion_diff, console.state, n, "30d")
+            diff = await console.run(changes.rule_diff, console.state, rule)
         except HagateError as e:
-            raise web.HTTPNotFound(text=str(e)) from None
-        return console.page(request, "suggestion.html", d=diff)
+            raise web.HTTPBadRequest(text=str(e)) from None
+        return console.page(request, "suggestion.html", d={"number": n, "rule": rule, "diff": diff})
 
     @r.post("/console/suggestions/{n:[0-9]{1,4}}")
     async def suggestion_apply(request: web.Request) -> web.StreamResponse:
         n = int(request.match_info["n"])
+        rule = await kept_rule(n)
+        form = await request.post()
+        if str(form.get("description", "")) != rule["description"]:
+            raise web.HTTPConflict(
+                text="the suggestions changed since that page was shown: look again"
+            )
         try:
-            done = await console.run(changes.apply_suggestion, console.state, n, "30d")
+            done = await console.run(changes.add_rule, console.state, rule)
         except HagateError as e:
             raise web.HTTPBadRequest(text=str(e)) from None
+        console.suggestions.forget()
         return console.page(request, "applied.html", done=done)
 
     @r.get("/console/audit")
@@ -655,12 +673,16 @@ def api_routes(console: Console, r: web.RouteTableDef) -> None:
             backup = await console.run(changes.save_rules, state, draft)
         except HagateError as e:
             return bad(e)
+        console.suggestions.forget()
         return _json({"saved": len(draft), "backup": backup})
 
     @r.get("/api/v1/suggestions")
     async def api_suggestions(request: web.Request) -> web.Response:
-        since = request.query.get("since", "30d")
+        since = request.query.get("since")
         try:
+            if since is None:  # the console's own period: the kept answer
+                found, _ = await console.run(console.suggestions.get)
+                return _json(found)
             return _json(await console.run(views.suggestions, state, since))
         except HagateError as e:
             return bad(e)
@@ -670,9 +692,11 @@ def api_routes(console: Console, r: web.RouteTableDef) -> None:
         since = request.query.get("since", "30d")
         try:
             n = int(request.match_info["n"])
-            return _json(await console.run(changes.apply_suggestion, state, n, since))
+            done = await console.run(changes.apply_suggestion, state, n, since)
         except HagateError as e:
             return bad(e)
+        console.suggestions.forget()
+        return _json(done)
 
     @r.get("/api/v1/audit")
     async def api_audit(request: web.Request) -> web.Response:
@@ -681,6 +705,7 @@ def api_routes(console: Console, r: web.RouteTableDef) -> None:
 
 def make_app(state: StateDir, secure_cookie: bool = False) -> web.Application:
     console = Console(state, secure_cookie)
+    console.suggestions.refresh()  # so the first visit finds them ready
     app = web.Application(
         middlewares=[headers, auth_middleware(console)], client_max_size=256 * 1024
     )
