@@ -95,6 +95,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.tunnel_bench
 	$(BIN)/python -m bench.alexa_bench
 	$(BIN)/python -m bench.events_bench
+	$(BIN)/python -m bench.console_bench
 	$(BIN)/python -m bench.footprint_bench
 	$(BIN)/python -m bench.relay_capacity
 	$(BIN)/python -m bench.wan_bench

@@ -116,7 +116,7 @@ class AuditSettings:
 
 @dataclass(frozen=True)
 class AdminSettings:
-    """`admin`: the metrics listener (off unless configured)."""
+    """`admin`: the metrics and console listener (off unless configured)."""
 
     listen: str = DEFAULT_ADMIN_LISTEN
 
@@ -697,8 +697,9 @@ geoip:
 #     # directory: https://acme-v02.api.letsencrypt.org/directory  (the default)
 #     # ca_bundle: /path/to/private-acme-ca.pem  (only for a private ACME server)
 
-# Metrics for Prometheus on an admin listener (off unless this section is here; loopback
-# by default). It answers GET /metrics and nothing else. See docs/watch.md.
+# Metrics for Prometheus and the web console on an admin listener (off unless this section
+# is here; loopback by default): GET /metrics, and /console/ behind a password (hagate
+# console password). See docs/watch.md and docs/console.md.
 # admin:
 #   listen: 127.0.0.1:9464
 

@@ -128,7 +128,7 @@ def test_every_answer_forbids_inline_script_and_framing(site: ConsoleSite) -> No
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
         assert "frame-ancestors 'none'" in csp
         assert r.headers["X-Frame-Options"] == "DENY"
-        assert r.headers["Referrer-Policy"] == "no-referrer"
+        assert r.headers["Referrer-Policy"] == "same-origin"
     b.sign_in()
     for page in (
         "/console/",

@@ -127,7 +127,9 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = (
+        "same-origin"  # no-referrer would make a form's Origin "null"
+    )
     response.headers["Server"] = "hagate"
     if response.status >= 400:
         response.force_close()  # a client that errs gets its answer, then the door
