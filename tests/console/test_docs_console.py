@@ -37,7 +37,7 @@ def test_the_console_page_as_printed(tmp_path: Path) -> None:
         }
         shell = Shell(env, tmp_path)
         blocks = [[c.replace("9464", str(port)) for c in b] for b in sh_blocks(DOC)]
-        password, link, api, manage = blocks
+        password, link, admin_mark, api, manage = blocks
         assert password == ["hagate console password"]
         shell.run(password[0], answer="a console password")
         b = Browser(port)
@@ -48,6 +48,11 @@ def test_the_console_page_as_printed(tmp_path: Path) -> None:
         other = Browser(port)
         assert other.post(url.group(1)).status == 303
         assert other.get("/console/").status == 200
+        # The admin certificate: the doc's `phone` marked, then the console through the gateway.
+        assert g.request("/.hagate/console/", cert="phone").status == 404
+        shell.run(admin_mark[0])
+        page = g.request("/.hagate/console/", cert="phone")
+        assert page.status == 200 and b"certificate phone" in page.body
         shell.run(api[0])
         assert shell.env["TOKEN"].startswith("hgc_")
         found = json.loads(shell.run(api[1]))
@@ -74,7 +79,5 @@ def test_the_pictures_the_page_shows_are_there() -> None:
 
 def test_the_readme_says_what_the_page_runs() -> None:
     """The README's console section is the page's first steps, word for word (run above)."""
-    assert code_blocks("README.md", "yaml", "The console") == code_blocks(
-        DOC, "yaml", "Turn it on"
-    )
+    assert code_blocks("README.md", "yaml", "The console") == code_blocks(DOC, "yaml", "Turn it on")
     assert sh_blocks("README.md", "The console") == [sh_blocks(DOC)[0]]

@@ -52,6 +52,11 @@ def _read_password(password_file: Path | None) -> bytes:
 )
 @click.option("--legacy", is_flag=True, help="3DES/SHA-1 bundle for older Android, Windows, Apple.")
 @click.option(
+    "--admin",
+    is_flag=True,
+    help="It may open the console through the gateway (https://HOSTNAME/.hagate/console/).",
+)
+@click.option(
     "--pem-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Write NAME.crt and NAME.key here.",
@@ -64,6 +69,7 @@ def cert_issue(
     p12: Path | None,
     password_file: Path | None,
     legacy: bool,
+    admin: bool,
     pem_dir: Path | None,
 ) -> None:
     """Issue a client certificate named NAME, signed by hagate's CA."""
@@ -101,7 +107,11 @@ def cert_issue(
             f"certificate {name!r} was issued but writing it failed: {e}; "
             f"revoke it (hagate cert revoke {record.serial_hex}) and issue again"
         ) from e
-    click.echo(f"Issued:   {record.name}")
+    if admin:
+        from hagate.console.access import ConsoleAccess
+
+        ConsoleAccess(ctx.state).set_admin(record.sha256, record.name, True)
+    click.echo(f"Issued:   {record.name}" + (" (admin: opens the console)" if admin else ""))
     click.echo(f"Serial:   {record.serial_hex}")
     click.echo(f"SHA-256:  {record.sha256}")
     click.echo(f"Expires:  {record.not_after.isoformat()}")
@@ -121,9 +131,9 @@ def cert_issue(
 @pass_ctx
 def cert_list(ctx: Context, as_json: bool) -> None:
     """Every issued certificate with its status."""
-    from hagate.review.devices import device_summaries
+    from hagate.console.views import devices as device_list
 
-    devices = device_summaries(ctx.state.require())
+    devices = device_list(ctx.state.require())
     if as_json:
         click.echo(json.dumps(devices, indent=2))
         return
@@ -133,7 +143,9 @@ def cert_list(ctx: Context, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "serial", "sha256", "not after", "status", "first used", box=None)
+    table = Table(
+        "name", "serial", "sha256", "not after", "status", "first used", "admin", box=None
+    )
     for s in devices:
         table.add_row(
             s["name"],
@@ -142,6 +154,7 @@ def cert_list(ctx: Context, as_json: bool) -> None:
             s["not_after"],
             s["status"],
             _first_used(s["first_used"]),
+            "admin" if s["admin"] else "",
         )
     Console(width=200).print(table)
 
@@ -155,6 +168,32 @@ def _first_used(facts: dict[str, object] | None) -> str:
     asn = f" AS{facts['asn']}" if facts.get("asn") else ""
     agent = str(facts.get("user_agent") or "")
     return f"{when}{asn} {agent[:40] + ('…' if len(agent) > 40 else '')}".rstrip()
+
+
+@cert.command("admin")
+@click.argument("name")
+@click.argument("switch", type=click.Choice(["on", "off"]))
+@pass_ctx
+def cert_admin(ctx: Context, name: str, switch: str) -> None:
+    """Mark NAME's certificate as admin (on: it opens the console through the gateway, at
+    https://HOSTNAME/.hagate/console/) or not (off)."""
+    from hagate.config import load_config
+    from hagate.console.access import ConsoleAccess
+    from hagate.pki.authority import Authority
+
+    state = ctx.state.require()
+    record = Authority(state).find(name)
+    if switch == "on" and record.status() not in ("valid", "expiring"):
+        raise HagateError(f"the certificate {record.name} is {record.status()}: issue a new one")
+    ConsoleAccess(state).set_admin(record.sha256, record.name, switch == "on")
+    if switch == "off":
+        click.echo(f"{record.name} is no longer an admin certificate.")
+        return
+    cfg = load_config(state.config_path)
+    click.echo(
+        f"{record.name} opens the console at https://{cfg.hostname}/.hagate/console/"
+        + ("" if cfg.admin is not None else " once `admin:` is in hagate.yaml (docs/console.md)")
+    )
 
 
 @cert.command("revoke")

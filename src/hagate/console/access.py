@@ -28,6 +28,7 @@ from hagate.errors import HagateError
 from hagate.state import StateDir
 
 ACCESS_NAME = "console.sqlite3"
+SOCKET_NAME = "console.sock"  # in the state directory's run/ folder: the gateway's way in
 SESSION_TTL = 12 * 3600.0
 LINK_TTL = 600.0
 LINK_TTL_MAX = 3600.0
@@ -43,11 +44,18 @@ CREATE TABLE IF NOT EXISTS sessions (
     digest TEXT PRIMARY KEY, csrf TEXT NOT NULL, created REAL NOT NULL, expires REAL NOT NULL,
     via TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS admins (sha256 TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (
     name TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, created REAL NOT NULL,
     last_used REAL, revoked REAL
 );
 """
+
+
+def console_socket_path(state: StateDir) -> Path:
+    from hagate.watch.status import RUN_DIR
+
+    return state / RUN_DIR / SOCKET_NAME
 
 
 def digest(secret: str) -> str:
@@ -215,6 +223,39 @@ class ConsoleAccess:
     def end_all_sessions(self) -> int:
         with self._db() as db:
             return db.execute("DELETE FROM sessions").rowcount
+
+    # -- certificates marked as admin (the console through the gateway) -----------------
+
+    def set_admin(self, sha256: str, name: str, admin: bool) -> None:
+        with self._db() as db:
+            if admin:
+                db.execute(
+                    "INSERT INTO admins (sha256, name) VALUES (?, ?)"
+                    " ON CONFLICT (sha256) DO UPDATE SET name = excluded.name",
+                    (sha256, name),
+                )
+            else:
+                db.execute("DELETE FROM admins WHERE sha256 = ?", (sha256,))
+
+    def admins(self) -> dict[str, str]:
+        """The certificates marked as admin: SHA-256 -> name."""
+        if not self.path.exists():
+            return {}
+        with self._db() as db:
+            return {str(s): str(n) for s, n in db.execute("SELECT sha256, name FROM admins")}
+
+    def certificate_csrf(self, sha256: str) -> str:
+        """The CSRF token of pages served to an admin certificate (no session there): an HMAC
+        of the certificate under a key kept in this file."""
+        with self._db() as db:
+            row = db.execute("SELECT value FROM settings WHERE key = 'csrf_key'").fetchone()
+            if row is None:
+                key = secrets.token_hex(32)
+                db.execute(
+                    "INSERT OR IGNORE INTO settings (key, value) VALUES ('csrf_key', ?)", (key,)
+                )
+                row = db.execute("SELECT value FROM settings WHERE key = 'csrf_key'").fetchone()
+        return hmac.new(bytes.fromhex(str(row[0])), sha256.encode(), "sha256").hexdigest()
 
     # -- API tokens -----------------------------------------------------------------------
 

@@ -11,11 +11,15 @@ Rules:
   4. Request heads are bounded in size and time: a connection idle or trickling its head is
      closed after HEAD_TIMEOUT.
   5. It runs in a thread of the supervising process, with its own event loop.
+  6. The same application also listens on a Unix socket in the state directory (0600), for
+     the gateway's workers: they pass it the requests of admin certificates to
+     `/.hagate/console/`, naming the certificate in a header only they can send there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 from pathlib import Path
@@ -24,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from hagate.config import parse_listen
+from hagate.console.access import console_socket_path
 from hagate.errors import HagateError
 from hagate.state import StateDir
 from hagate.watch.admin import host_allowed, metrics_registry
@@ -33,16 +38,35 @@ MAX_HEADERS = 100
 MAX_LINE = 8190
 
 
+def bind_console_socket(state: StateDir) -> socket.socket:
+    """The console's Unix socket for the gateway's workers: only this user may connect."""
+    path = console_socket_path(state)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.unlink(missing_ok=True)  # left by a process that was killed
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    sock.listen(64)
+    return sock
+
+
 def admin_app(state: StateDir, metrics_dir: Path, listen_host: str) -> web.Application:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    from hagate.console.web import make_app
+    from hagate.console.web import make_app, over_socket
 
     registry = metrics_registry(state, metrics_dir)
 
     @web.middleware
     async def named_host(request: web.Request, handler: Any) -> web.StreamResponse:
-        if not host_allowed(request.headers.get("Host"), listen_host):
+        if over_socket(request):
+            # The gateway checked the name; it passes on the console's pages, nothing else.
+            if not request.path.startswith("/console/"):
+                raise web.HTTPNotFound(text="not found\n")
+        elif not host_allowed(request.headers.get("Host"), listen_host):
             refused = web.Response(status=421, text="misdirected request\n")
             refused.force_close()
             return refused
@@ -80,6 +104,7 @@ class AdminServer:
             ) from None
         self.sock = sock
         self.port = sock.getsockname()[1]
+        self.unix = bind_console_socket(state)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -108,6 +133,7 @@ class AdminServer:
         self._runner = runner
         loop.run_until_complete(runner.setup())
         loop.run_until_complete(web.SockSite(runner, self.sock).start())
+        loop.run_until_complete(web.SockSite(runner, self.unix).start())
         self._ready.set()
         loop.run_forever()
         loop.run_until_complete(runner.cleanup())
@@ -119,3 +145,5 @@ class AdminServer:
             loop.call_soon_threadsafe(loop.stop)
             self._thread.join(10)
         self.sock.close()
+        self.unix.close()
+        console_socket_path(self.state).unlink(missing_ok=True)

@@ -368,8 +368,12 @@ def explain_event(state: StateDir, row: Mapping[str, Any]) -> str | None:
 
 
 def devices(state: StateDir) -> list[dict[str, Any]]:
-    """The `hagate cert list --json` objects."""
-    return device_summaries(state)
+    """The `hagate cert list --json` objects: each certificate, and whether it is marked as
+    admin (it may open the console through the gateway)."""
+    from hagate.console.access import ConsoleAccess
+
+    admins = ConsoleAccess(state).admins()
+    return [{**d, "admin": d["sha256"] in admins} for d in device_summaries(state)]
 
 
 def suggestions(state: StateDir, since: str = "30d") -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import json
 import re
 import time
@@ -43,6 +44,11 @@ CSP = (
     " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 SESSION_KEY: web.RequestKey[Session] = web.RequestKey("session", Session)
+BASE_KEY: web.RequestKey[str] = web.RequestKey("base", str)
+CSRF_KEY: web.RequestKey[str] = web.RequestKey("csrf", str)
+CERT_KEY: web.RequestKey[str] = web.RequestKey("certificate", str)  # the admin certificate's name
+GATEWAY_BASE = "/.hagate/console/"  # where the gateway serves the console to admin certificates
+CERT_HEADER = "X-Hagate-Certificate"  # set by the gateway only, on the console's socket
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_PAGES = ("/console/signin", "/console/link", "/console/static/")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -98,13 +104,29 @@ class Console:
         self, request: web.Request, template: str, status: int = 200, **context: Any
     ) -> web.Response:
         session = request.get(SESSION_KEY)
+        certificate = request.get(CERT_KEY)
+        csrf = session.csrf if session else request.get(CSRF_KEY, "")
         text = self.templates.get_template(template).render(
-            csrf=session.csrf if session else "",
-            signed_in=session is not None,
+            csrf=csrf,
+            signed_in=session is not None or certificate is not None,
+            certificate=certificate,
+            base=base_of(request),
             section=template.split(".")[0].split("_")[0],
             **context,
         )
         return web.Response(text=text, status=status, content_type="text/html")
+
+
+def base_of(request: web.Request) -> str:
+    """Where the console's pages are, as the browser sees them."""
+    base: str = request.get(BASE_KEY, "/console/")
+    return base
+
+
+def over_socket(request: web.Request) -> bool:
+    """Whether the request came over the console's Unix socket (from the gateway)."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return isinstance(sockname, str)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -144,7 +166,9 @@ def _origin_ok(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    return origin == f"{request.scheme}://{request.host}"
+    # Through the gateway the browser spoke TLS to the Host the gateway passes on.
+    scheme = "https" if over_socket(request) else request.scheme
+    return origin == f"{scheme}://{request.host}"
 
 
 def auth_middleware(console: Console) -> Any:
@@ -162,6 +186,8 @@ def auth_middleware(console: Console) -> Any:
             return await handler(request)
         if not path.startswith("/console"):
             return await handler(request)
+        if over_socket(request):
+            return await by_certificate(request, handler)
         session = None
         secret = request.cookies.get(COOKIE)
         if secret:
@@ -172,16 +198,38 @@ def auth_middleware(console: Console) -> Any:
             return await handler(request)
         if session is None:
             if request.method in ("GET", "HEAD"):
-                raise web.HTTPSeeOther("/console/signin")
+                raise web.HTTPSeeOther(base_of(request) + "signin")
             raise web.HTTPForbidden(text="sign in first")
-        if request.method not in ("GET", "HEAD"):
-            form = await request.post() if request.content_type.endswith("form-urlencoded") else {}
-            given = request.headers.get("X-CSRF-Token") or str(form.get("csrf", ""))
-            if not _origin_ok(request) or not given or given != session.csrf:
-                raise web.HTTPForbidden(text="this form is not from the console (CSRF)")
+        await check_csrf(request, session.csrf)
+        return await handler(request)
+
+    async def by_certificate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Through the gateway: the certificate it verified is the sign-in. Only the gateway
+        reaches this socket (0600, in the state directory), and it sets the header itself."""
+        sha256 = request.headers.get(CERT_HEADER, "")
+        admins = await console.run(console.access.admins)
+        if sha256 not in admins:
+            raise web.HTTPNotFound(text="not found")
+        request[BASE_KEY] = GATEWAY_BASE
+        request[CERT_KEY] = admins[sha256]
+        csrf = await console.run(console.access.certificate_csrf, sha256)
+        request[CSRF_KEY] = csrf
+        if request.path.startswith(("/console/signin", "/console/link", "/console/signout")):
+            raise web.HTTPSeeOther(GATEWAY_BASE)
+        await check_csrf(request, csrf)
         return await handler(request)
 
     return auth
+
+
+async def check_csrf(request: web.Request, expected: str) -> None:
+    """A request that changes something carries the CSRF token, and comes from this origin."""
+    if request.method in ("GET", "HEAD"):
+        return
+    form = await request.post() if request.content_type.endswith("form-urlencoded") else {}
+    given = request.headers.get("X-CSRF-Token") or str(form.get("csrf", ""))
+    if not _origin_ok(request) or not given or not hmac.compare_digest(given, expected):
+        raise web.HTTPForbidden(text="this form is not from the console (CSRF)")
 
 
 # -- sign-in ------------------------------------------------------------------------------
@@ -192,7 +240,7 @@ def _client(request: web.Request) -> str:
 
 
 def _signed_in(console: Console, secret: str) -> web.HTTPSeeOther:
-    response = web.HTTPSeeOther("/console/")
+    response = web.HTTPSeeOther("/console/")  # the admin listener's: sessions live only there
     response.set_cookie(
         COOKIE,
         secret,
@@ -366,7 +414,7 @@ def routes(console: Console) -> web.RouteTableDef:
         except HagateError as e:
             data = await console.run(views.devices, console.state)
             return console.page(request, "devices.html", status=400, devices=data, error=str(e))
-        raise web.HTTPSeeOther("/console/devices")
+        raise web.HTTPSeeOther(base_of(request) + "devices")
 
     @r.get("/console/rules")
     async def rules_page(request: web.Request) -> web.Response:

@@ -30,6 +30,7 @@ ACTIONS = (
     "acme_renewed",
     "acme_error",
     "enrol",
+    "console",
 )
 
 

@@ -25,6 +25,7 @@ from hagate.enrol import answer as enrol_answer
 from hagate.enrol import pages as enrol_pages
 from hagate.gateway import pages
 from hagate.gateway.channel import Channel
+from hagate.gateway.console import console_request, is_console_path
 from hagate.gateway.identity import NO_CERT, CertState, ClientCertificate
 from hagate.gateway.proxy import forward
 from hagate.gateway.record import Exchange, new_request_id, write_page
@@ -215,8 +216,17 @@ async def _block(
 async def _gateway_path(
     gw: Gateway, client: Channel, conn: Conn, ex: Exchange, head: RequestHead, cert: CertState
 ) -> bool:
-    """`/.hagate/...`: the enrolment link, or a 404; never forwarded, whatever the rules."""
+    """`/.hagate/...`: the enrolment link, the console for an admin certificate, or a 404;
+    never forwarded, whatever the rules."""
     target = head.target
+    if (
+        gw.console is not None
+        and is_console_path(target.path)
+        and cert.verified
+        and cert.sha256 is not None
+        and await asyncio.to_thread(gw.console.is_admin, cert.sha256)
+    ):
+        return await _console_path(gw, client, conn, ex, head, cert, cert.sha256)
     r = enrol_answer.route(head.method, target.path, target.as_sent, target.query)
     ex.path = enrol_answer.loggable(target.path)  # a token is a secret: never in a log
     ex.action = "enrol"
@@ -288,3 +298,38 @@ async def refuse(
         write_page(client, ex, pages.refused(status, reason, ex.request_id, as_html))
         await asyncio.wait_for(client.drain(), 5)
     gw.recorder.observe(ex, conn.sni, NO_CERT)
+
+
+async def _console_path(
+    gw: Gateway,
+    client: Channel,
+    conn: Conn,
+    ex: Exchange,
+    head: RequestHead,
+    cert: CertState,
+    sha256: str,
+) -> bool:
+    """An admin certificate's request to `/.hagate/console/`: answered by the console."""
+    assert gw.console is not None
+    ex.action = "console"
+    request = console_request(head, sha256)
+    answer = await gw.console.exchange(request, client) if request is not None else None
+    if answer is None:
+        if request is None:
+            ex.status, ex.reason = 413, "a console request's body must be a small form"
+        else:
+            ex.status, ex.reason = 503, "the console is not running (admin: in hagate.yaml)"
+        write_page(
+            client,
+            ex,
+            pages.refused(ex.status, ex.reason, ex.request_id, "text/html" in head.accept),
+        )
+    else:
+        parts = answer.split(b" ", 2)
+        ex.status = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else 502
+        ex.bytes_out += len(answer)
+        ex.answered = True
+        client.write(answer)
+    gw.recorder.observe(ex, conn.sni, cert)
+    await client.drain()
+    return False  # the console's answer ends with the connection (Connection: close)

@@ -25,6 +25,7 @@ from hagate.acme.store import AcmeFiles
 from hagate.config import Config
 from hagate.enrol.service import Enrolments
 from hagate.events.store import EventStore
+from hagate.gateway.console import ConsolePass
 from hagate.gateway.identity import Inventory
 from hagate.gateway.record import Recorder
 from hagate.gateway.upstream import UpstreamPool
@@ -54,9 +55,11 @@ class Gateway:
         events: EventStore | None = None,
         acme_files: AcmeFiles | None = None,
         enrolments: Enrolments | None = None,
+        console: ConsolePass | None = None,
     ) -> None:
         self.setup = setup
         self.enrolments = enrolments  # the one-time enrolment links (/.hagate/enrol/...)
+        self.console = console  # the console for admin certificates (/.hagate/console/...)
         self.contexts = contexts
         self.acme_files = acme_files  # where tls-alpn-01 challenges are published
         self.inventory = inventory

@@ -28,6 +28,7 @@ from hagate.eventloop import bind, run_event_loop
 from hagate.events.store import EVENTS_NAME, EventStore
 from hagate.events.store import connect as connect_events
 from hagate.gateway.connection import serve_connection
+from hagate.gateway.console import ConsolePass
 from hagate.gateway.identity import Inventory
 from hagate.gateway.server import Gateway, Setup
 from hagate.gateway.tls import server_contexts
@@ -77,6 +78,7 @@ def build_gateway(state: StateDir, setup: Setup, events: EventStore | None) -> G
         events,
         acme,
         Enrolments(state, setup.config.hostname),
+        ConsolePass(state) if setup.config.admin is not None else None,
     )
 
 
