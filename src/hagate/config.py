@@ -114,11 +114,24 @@ class AuditSettings:
     home_assistant_config: str | None = None  # HA's configuration.yaml, when readable here
 
 
+SUPERVISOR_INGRESS = "172.30.32.2"  # the Supervisor's ingress proxy, on the hassio network
+
+
+@dataclass(frozen=True)
+class IngressSettings:
+    """`admin.ingress`: the console for Home Assistant's ingress (the app's sidebar panel):
+    a listener that answers only the Supervisor's proxy."""
+
+    listen: str
+    trusted: tuple[str, ...] = (SUPERVISOR_INGRESS,)
+
+
 @dataclass(frozen=True)
 class AdminSettings:
     """`admin`: the metrics and console listener (off unless configured)."""
 
     listen: str = DEFAULT_ADMIN_LISTEN
+    ingress: IngressSettings | None = None
 
 
 ALERT_KEYS = (
@@ -607,11 +620,31 @@ def _parse_audit(src: ConfigSource, raw: Any, base: Path) -> AuditSettings:
 def _parse_admin(src: ConfigSource, raw: Any, present: bool) -> AdminSettings | None:
     if not present:
         return None
-    admin = _keys(src, ("admin",), raw or {}, ("listen",))
+    admin = _keys(src, ("admin",), raw or {}, ("listen", "ingress"))
     listen = admin.get("listen", DEFAULT_ADMIN_LISTEN)
     _typed(src, ("admin", "listen"), listen, str, "HOST:PORT")
     _checked(src, ("admin", "listen"), parse_listen, listen)
-    return AdminSettings(listen)
+    ingress = None
+    if admin.get("ingress") is not None:
+        path: Path_ = ("admin", "ingress")
+        raw_ingress = _keys(src, path, admin["ingress"], ("listen", "trusted"))
+        if "listen" not in raw_ingress:
+            raise src.error(path, "missing key 'listen' (HOST:PORT, the app's ingress_port)")
+        ingress_listen = raw_ingress["listen"]
+        _typed(src, (*path, "listen"), ingress_listen, str, "HOST:PORT")
+        _checked(src, (*path, "listen"), parse_listen, ingress_listen)
+        trusted = raw_ingress.get("trusted", [SUPERVISOR_INGRESS])
+        _typed(src, (*path, "trusted"), trusted, list, "a list of addresses")
+        for i, address in enumerate(trusted):
+            _typed(src, (*path, "trusted", i), address, str, "an IP address")
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise src.error(
+                    (*path, "trusted", i), f"{address!r} is not an IP address"
+                ) from None
+        ingress = IngressSettings(ingress_listen, tuple(trusted))
+    return AdminSettings(listen, ingress)
 
 
 def _parse_alerts(src: ConfigSource, raw: Any, base: Path, upstream: str) -> AlertSettings | None:

@@ -76,6 +76,14 @@ def test_applying_changes_only_the_owned_keys_and_keeps_comments_and_rules(tmp_p
     assert "hg1.token" not in new and "ab" * 32 not in new  # secrets stay in the options
     # The same options again: nothing to change.
     assert apply_options(new, parse_options(RELAY), SUPERVISOR_CORE) == new
+    # The console in the sidebar: an ingress listener that trusts only the Supervisor.
+    assert cfg.admin is not None and cfg.admin.ingress is not None
+    assert cfg.admin.ingress.listen == "0.0.0.0:8099"
+    assert cfg.admin.ingress.trusted == ("172.30.32.2",)
+    # An admin listener the owner moved stays where they put it.
+    moved = new.replace("admin:\n", 'admin:\n  listen: "127.0.0.1:9555"  # mine\n', 1)
+    again = apply_options(moved, parse_options(RELAY), SUPERVISOR_CORE)
+    assert '"127.0.0.1:9555"  # mine' in again
 
 
 def test_first_start_makes_the_state_and_later_starts_keep_edits(tmp_path: Path) -> None:

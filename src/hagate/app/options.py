@@ -32,6 +32,7 @@ LOG_LEVELS = ("info", "warning")
 UPSTREAM = "http://homeassistant:8123"
 SUPERVISOR_CORE = "http://supervisor/core"
 SUPERVISOR_TOKEN_FILE = "supervisor-token"
+INGRESS_LISTEN = "0.0.0.0:8099"  # config.yaml's ingress_port (the Supervisor's default)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,14 @@ def apply_options(
     doc["hostname"] = options.hostname
     doc["upstream"] = upstream
     doc["listen"] = options.listen
+    # The console in Home Assistant's sidebar (ingress): only the Supervisor's proxy is let in.
+    admin = doc.get("admin")
+    if not isinstance(admin, CommentedMap):
+        admin = doc["admin"] = CommentedMap()
+    ingress = admin.get("ingress")
+    if not isinstance(ingress, CommentedMap):
+        ingress = admin["ingress"] = CommentedMap()
+    ingress["listen"] = INGRESS_LISTEN
     if supervisor_core is not None:
         alerts = doc.get("alerts")
         if not isinstance(alerts, CommentedMap):

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hagate.config import parse_listen
+from hagate.config import IngressSettings, parse_listen
 from hagate.console.access import console_socket_path
 from hagate.errors import HagateError
 from hagate.state import StateDir
@@ -53,10 +53,16 @@ def bind_console_socket(state: StateDir) -> socket.socket:
     return sock
 
 
-def admin_app(state: StateDir, metrics_dir: Path, listen_host: str) -> web.Application:
+def admin_app(
+    state: StateDir,
+    metrics_dir: Path,
+    listen_host: str,
+    ingress: IngressSettings | None = None,
+    ingress_port: int | None = None,
+) -> web.Application:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    from hagate.console.web import make_app, over_socket
+    from hagate.console.web import make_app, on_port, over_socket
 
     registry = metrics_registry(state, metrics_dir)
 
@@ -66,6 +72,8 @@ def admin_app(state: StateDir, metrics_dir: Path, listen_host: str) -> web.Appli
             # The gateway checked the name; it passes on the console's pages, nothing else.
             if not request.path.startswith("/console/"):
                 raise web.HTTPNotFound(text="not found\n")
+        elif ingress_port is not None and on_port(request, ingress_port):
+            pass  # Home Assistant's name: the console checks the proxy's address instead
         elif not host_allowed(request.headers.get("Host"), listen_host):
             refused = web.Response(status=421, text="misdirected request\n")
             refused.force_close()
@@ -80,14 +88,39 @@ def admin_app(state: StateDir, metrics_dir: Path, listen_host: str) -> web.Appli
         data = await asyncio.get_running_loop().run_in_executor(None, generate_latest, registry)
         return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app = make_app(state)
+    app = make_app(state, ingress=ingress, ingress_port=ingress_port)
     app.middlewares.insert(0, named_host)
     app.router.add_get("/metrics", metrics)
     return app
 
 
+def _bind_tcp(listen: str, what: str) -> socket.socket:
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        raise HagateError(f"{what}: cannot listen on {host}:{port}: {e.strerror}") from None
+    return sock
+
+
 class AdminServer:
-    def __init__(self, listen: str, state: StateDir, metrics_dir: Path) -> None:
+    def __init__(
+        self,
+        listen: str,
+        state: StateDir,
+        metrics_dir: Path,
+        ingress: IngressSettings | None = None,
+    ) -> None:
+        self.ingress = ingress
+        self.ingress_sock = (
+            _bind_tcp(ingress.listen, "admin.ingress") if ingress is not None else None
+        )
+        self.ingress_port = self.ingress_sock.getsockname()[1] if self.ingress_sock else None
         self.host, self.port = parse_listen(listen)
         self.state = state
         self.metrics_dir = metrics_dir
@@ -120,7 +153,7 @@ class AdminServer:
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
-        app = admin_app(self.state, self.metrics_dir, self.host)
+        app = admin_app(self.state, self.metrics_dir, self.host, self.ingress, self.ingress_port)
         runner = web.AppRunner(
             app,
             access_log=None,
@@ -134,6 +167,8 @@ class AdminServer:
         loop.run_until_complete(runner.setup())
         loop.run_until_complete(web.SockSite(runner, self.sock).start())
         loop.run_until_complete(web.SockSite(runner, self.unix).start())
+        if self.ingress_sock is not None:
+            loop.run_until_complete(web.SockSite(runner, self.ingress_sock).start())
         self._ready.set()
         loop.run_forever()
         loop.run_until_complete(runner.cleanup())
@@ -146,4 +181,6 @@ class AdminServer:
             self._thread.join(10)
         self.sock.close()
         self.unix.close()
+        if self.ingress_sock is not None:
+            self.ingress_sock.close()
         console_socket_path(self.state).unlink(missing_ok=True)

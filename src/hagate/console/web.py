@@ -29,6 +29,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from hagate.config import IngressSettings
 from hagate.console import changes, views
 from hagate.console.access import ConsoleAccess, Session
 from hagate.console.limits import SignInLimiter
@@ -46,7 +47,9 @@ CSP = (
 SESSION_KEY: web.RequestKey[Session] = web.RequestKey("session", Session)
 BASE_KEY: web.RequestKey[str] = web.RequestKey("base", str)
 CSRF_KEY: web.RequestKey[str] = web.RequestKey("csrf", str)
-CERT_KEY: web.RequestKey[str] = web.RequestKey("certificate", str)  # the admin certificate's name
+WHO_KEY: web.RequestKey[str] = web.RequestKey("who", str)  # signed in without a session: who
+INGRESS_KEY: web.RequestKey[bool] = web.RequestKey("ingress", bool)
+INGRESS_PATH = re.compile(r"/api/hassio_ingress/[A-Za-z0-9_-]{1,128}")
 GATEWAY_BASE = "/.hagate/console/"  # where the gateway serves the console to admin certificates
 CERT_HEADER = "X-Hagate-Certificate"  # set by the gateway only, on the console's socket
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -86,8 +89,16 @@ def _environment() -> jinja2.Environment:
 class Console:
     """The application's state: the state directory, its credentials, the templates."""
 
-    def __init__(self, state: StateDir, secure_cookie: bool = False) -> None:
+    def __init__(
+        self,
+        state: StateDir,
+        secure_cookie: bool = False,
+        ingress: IngressSettings | None = None,
+        ingress_port: int | None = None,
+    ) -> None:
         self.state = state
+        self.ingress = ingress
+        self.ingress_port = ingress_port
         self.access = ConsoleAccess(state)
         self.limiter = SignInLimiter()
         self.audit = views.AuditCache(state)
@@ -104,12 +115,12 @@ class Console:
         self, request: web.Request, template: str, status: int = 200, **context: Any
     ) -> web.Response:
         session = request.get(SESSION_KEY)
-        certificate = request.get(CERT_KEY)
+        who = request.get(WHO_KEY)
         csrf = session.csrf if session else request.get(CSRF_KEY, "")
         text = self.templates.get_template(template).render(
             csrf=csrf,
-            signed_in=session is not None or certificate is not None,
-            certificate=certificate,
+            signed_in=session is not None or who is not None,
+            who=who,
             base=base_of(request),
             section=template.split(".")[0].split("_")[0],
             **context,
@@ -146,9 +157,16 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
     except web.HTTPException as e:
         response = e
-    response.headers["Content-Security-Policy"] = CSP
+    if request.get(INGRESS_KEY):
+        # Home Assistant shows the ingress panel in a frame of its own page (same origin).
+        response.headers["Content-Security-Policy"] = CSP.replace(
+            "frame-ancestors 'none'", "frame-ancestors 'self'"
+        )
+        response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    else:
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = (
         "same-origin"  # no-referrer would make a form's Origin "null"
     )
@@ -166,6 +184,9 @@ def _origin_ok(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True
+    if request.get(INGRESS_KEY):
+        # Through Home Assistant's proxy: its own address, whichever scheme it is served on.
+        return origin.split("://", 1)[-1] == request.host
     # Through the gateway the browser spoke TLS to the Host the gateway passes on.
     scheme = "https" if over_socket(request) else request.scheme
     return origin == f"{scheme}://{request.host}"
@@ -175,6 +196,8 @@ def auth_middleware(console: Console) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
+        if console.ingress is not None and on_port(request, console.ingress_port):
+            return await by_ingress(request, handler)
         if path.startswith("/api/v1/") or path == "/api/v1":
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
@@ -211,7 +234,7 @@ def auth_middleware(console: Console) -> Any:
         if sha256 not in admins:
             raise web.HTTPNotFound(text="not found")
         request[BASE_KEY] = GATEWAY_BASE
-        request[CERT_KEY] = admins[sha256]
+        request[WHO_KEY] = f"certificate {admins[sha256]}"
         csrf = await console.run(console.access.certificate_csrf, sha256)
         request[CSRF_KEY] = csrf
         if request.path.startswith(("/console/signin", "/console/link", "/console/signout")):
@@ -219,7 +242,43 @@ def auth_middleware(console: Console) -> Any:
         await check_csrf(request, csrf)
         return await handler(request)
 
+    async def by_ingress(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Through Home Assistant's ingress: only the Supervisor's proxy may connect, and the
+        Home Assistant user it names is the sign-in."""
+        assert console.ingress is not None
+        request[INGRESS_KEY] = True
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if not peer or peer[0] not in console.ingress.trusted:
+            refused = web.Response(status=403, text="only Home Assistant's ingress proxy\n")
+            refused.force_close()
+            return refused
+        prefix = request.headers.get("X-Ingress-Path", "")
+        user = request.headers.get("X-Remote-User-Id", "")
+        if not INGRESS_PATH.fullmatch(prefix) or not user:
+            raise web.HTTPBadRequest(text="open the console from Home Assistant's sidebar")
+        base = prefix + "/console/"
+        request[BASE_KEY] = base
+        name = request.headers.get("X-Remote-User-Display-Name") or request.headers.get(
+            "X-Remote-User-Name", user
+        )
+        request[WHO_KEY] = f"Home Assistant user {name}"
+        csrf = await console.run(console.access.certificate_csrf, "ha-user:" + user)
+        request[CSRF_KEY] = csrf
+        if request.path == "/" or request.path.startswith(
+            ("/console/signin", "/console/link", "/console/signout")
+        ):
+            raise web.HTTPSeeOther(base)
+        if not request.path.startswith("/console/"):
+            raise web.HTTPNotFound(text="not found")
+        await check_csrf(request, csrf)
+        return await handler(request)
+
     return auth
+
+
+def on_port(request: web.Request, port: int | None) -> bool:
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return isinstance(sockname, tuple) and sockname[1] == port
 
 
 async def check_csrf(request: web.Request, expected: str) -> None:
@@ -753,8 +812,13 @@ def api_routes(console: Console, r: web.RouteTableDef) -> None:
         return _json(await console.run(console.audit.get, request.query.get("fresh") == "1"))
 
 
-def make_app(state: StateDir, secure_cookie: bool = False) -> web.Application:
-    console = Console(state, secure_cookie)
+def make_app(
+    state: StateDir,
+    secure_cookie: bool = False,
+    ingress: IngressSettings | None = None,
+    ingress_port: int | None = None,
+) -> web.Application:
+    console = Console(state, secure_cookie, ingress, ingress_port)
     console.suggestions.refresh()  # so the first visit finds them ready
     app = web.Application(
         middlewares=[headers, auth_middleware(console)], client_max_size=256 * 1024

@@ -316,15 +316,23 @@ def prepare_admin(state: StateDir, cfg: Config) -> Callable[[], AdminServer] | N
     directory = prepare(state)
     listen = cfg.admin.listen
     # Bind now, so a taken port is a plain error before any worker starts.
-    server = AdminServer(listen, state, directory)
+    server = AdminServer(listen, state, directory, cfg.admin.ingress)
 
     def start() -> AdminServer:
         server.start()
         print(
-            f"hagate: metrics on http://{server.host}:{server.port}/metrics",
+            f"hagate: metrics on http://{server.host}:{server.port}/metrics, the console on"
+            f" http://{server.host}:{server.port}/console/",
             file=sys.stderr,
             flush=True,
         )
+        if server.ingress is not None:
+            print(
+                f"hagate: the console for Home Assistant's ingress on {server.ingress.listen}"
+                f" (only from {', '.join(server.ingress.trusted)})",
+                file=sys.stderr,
+                flush=True,
+            )
         return server
 
     return start
