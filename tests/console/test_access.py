@@ -79,6 +79,14 @@ def test_tokens_are_stored_as_digests_and_revoked_for_good(access: ConsoleAccess
     assert listed.revoked is not None and listed.last_used is not None
 
 
+def test_a_token_with_a_lifetime_expires(access: ConsoleAccess) -> None:
+    token = access.create_token("short", now=1000.0, lifetime=60)
+    assert access.token_name(token, now=1059.0) == "short"
+    assert access.token_name(token, now=1060.0) is None
+    [listed] = access.tokens()
+    assert listed.status(now=1061.0) == "expired" and listed.expires == 1060.0
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.text(max_size=300))
 def test_no_string_is_a_token_or_a_session(tmp_path_factory, guess: str) -> None:

@@ -49,6 +49,23 @@ def test_every_endpoint_refuses_a_bad_token(site: ConsoleSite, token: str) -> No
     assert not any(d["name"] == "tablet" for d in devices)
 
 
+def test_an_expired_token_is_refused(site: ConsoleSite) -> None:
+    import sqlite3
+
+    r = run_hagate("console", "token", "create", "brief", "--days", "1", state=site.state)
+    token = r.out.strip()
+    assert site.api("GET", "/api/v1/devices", token=token).status == 200
+    listed = run_hagate("console", "token", "list", state=site.state).out
+    assert "brief" in listed and "expires" in listed
+    # A day later, as far as the store can tell.
+    db = sqlite3.connect(site.state / "console.sqlite3")
+    db.execute("UPDATE tokens SET expires = expires - 86401 WHERE name = 'brief'")
+    db.commit()
+    db.close()
+    assert site.api("GET", "/api/v1/devices", token=token).status == 401
+    assert "expired" in run_hagate("console", "token", "list", state=site.state).out
+
+
 def test_the_api_never_takes_the_session_cookie(site: ConsoleSite) -> None:
     b = site.browser()
     b.sign_in()

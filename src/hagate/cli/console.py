@@ -99,12 +99,19 @@ def token() -> None:
 
 @token.command("create")
 @click.argument("name")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3650),
+    default=None,
+    help="Valid this long (default: until revoked).",
+)
 @pass_ctx
-def token_create(ctx: Context, name: str) -> None:
+def token_create(ctx: Context, name: str, days: int | None) -> None:
     """Make a token named NAME; it is printed once and stored only as a digest."""
     from hagate.console.access import ConsoleAccess
 
-    secret = ConsoleAccess(ctx.state.require()).create_token(name)
+    lifetime = None if days is None else days * 86400.0
+    secret = ConsoleAccess(ctx.state.require()).create_token(name, lifetime=lifetime)
     click.echo(secret)
     click.echo(
         f"That is the API token {name!r}: it is shown only now. Send it as"
@@ -134,7 +141,15 @@ def token_list(ctx: Context, as_json: bool) -> None:
         return datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M") if t else "never"
 
     for t in tokens:
-        status = f"revoked {when(t.revoked)}" if t.revoked else "valid"
+        status = t.status()
+        if t.revoked:
+            status = f"revoked {when(t.revoked)}"
+        elif t.expires is not None:
+            status = (
+                f"{status} (expires {when(t.expires)})"
+                if status == "valid"
+                else (f"expired {when(t.expires)}")
+            )
         click.echo(f"{t.name:<24} made {when(t.created)}  last used {when(t.last_used)}  {status}")
 
 

@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE TABLE IF NOT EXISTS admins (sha256 TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (
     name TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, created REAL NOT NULL,
-    last_used REAL, revoked REAL
+    last_used REAL, revoked REAL, expires REAL
 );
 """
 
@@ -109,6 +109,13 @@ class ApiToken:
     created: float
     last_used: float | None
     revoked: float | None
+    expires: float | None = None  # None: until revoked
+
+    def status(self, now: float | None = None) -> str:
+        if self.revoked:
+            return "revoked"
+        now = time.time() if now is None else now
+        return "expired" if self.expires is not None and now >= self.expires else "valid"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,7 +123,8 @@ class ApiToken:
             "created": self.created,
             "last_used": self.last_used,
             "revoked": self.revoked,
-            "status": "revoked" if self.revoked else "valid",
+            "expires": self.expires,
+            "status": self.status(),
         }
 
 
@@ -259,7 +267,10 @@ class ConsoleAccess:
 
     # -- API tokens -----------------------------------------------------------------------
 
-    def create_token(self, name: str, now: float | None = None) -> str:
+    def create_token(
+        self, name: str, now: float | None = None, lifetime: float | None = None
+    ) -> str:
+        """A new token named `name`, valid until revoked, or for `lifetime` seconds."""
         if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
             raise HagateError(
                 f"bad token name {name!r}: letters, digits, '-', '_' and '.', at most 64"
@@ -269,8 +280,8 @@ class ConsoleAccess:
         with self._db() as db:
             try:
                 db.execute(
-                    "INSERT INTO tokens (name, digest, created) VALUES (?, ?, ?)",
-                    (name, digest(secret), now),
+                    "INSERT INTO tokens (name, digest, created, expires) VALUES (?, ?, ?, ?)",
+                    (name, digest(secret), now, None if lifetime is None else now + lifetime),
                 )
             except sqlite3.IntegrityError:
                 raise HagateError(
@@ -281,7 +292,7 @@ class ConsoleAccess:
     def tokens(self) -> list[ApiToken]:
         with self._db() as db:
             rows = db.execute(
-                "SELECT name, created, last_used, revoked FROM tokens ORDER BY created"
+                "SELECT name, created, last_used, revoked, expires FROM tokens ORDER BY created"
             ).fetchall()
         return [ApiToken(*r) for r in rows]
 
@@ -306,7 +317,9 @@ class ConsoleAccess:
         now = time.time() if now is None else now
         with self._db() as db:
             row = db.execute(
-                "SELECT name FROM tokens WHERE digest = ? AND revoked IS NULL", (digest(secret),)
+                "SELECT name FROM tokens WHERE digest = ? AND revoked IS NULL"
+                " AND (expires IS NULL OR expires > ?)",
+                (digest(secret), now),
             ).fetchone()
             if row is None:
                 return None
