@@ -178,5 +178,15 @@ def test_the_live_tail_and_the_rule_check_work_under_the_csp(hostile: ConsoleSit
         box.press("End")
         page.wait_for_selector("#check-0 span.ok", timeout=10000)
         watch.assert_clean(page)
+        # Home Assistant on the same host (another port: cookies ignore ports) never gets the
+        # session cookie: it is limited to /console/, a path Home Assistant does not serve.
+        upstream = hostile.gateway.upstream
+        seen = len(upstream.seen)
+        for path in ("/", "/api/states", "/auth/authorize"):
+            page.goto(f"http://127.0.0.1:{upstream.port}{path}")
+        sent = upstream.seen[seen:]
+        assert len(sent) >= 3
+        assert not [s for s in sent if "hagate_console" in " ".join(s.header("cookie"))]
+        assert any(c["name"] == "hagate_console" for c in context.cookies())
         context.close()
         browser.close()
