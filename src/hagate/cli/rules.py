@@ -122,7 +122,7 @@ def rules_explain(
     from hagate.geoip import GeoIP
     from hagate.pki.authority import Authority
     from hagate.rules.explain import render
-    from hagate.rules.request import certificate_fields, request_fields
+    from hagate.rules.request import issued_certificate_fields, request_fields
     from hagate.rules.ruleset import ruleset_from_config
     from hagate.rules.types import to_bytes_str
 
@@ -150,14 +150,8 @@ def rules_explain(
     if cert_name:
         authority = Authority(ctx.state)
         record = authority.find(cert_name)
-        status = record.status()
-        tls = certificate_fields(
-            authority.certificate(record),
-            verified=status in ("valid", "expiring"),
-            revoked=record.revoked,
-            issuer=authority.ca_cert(),
-        )
-        cert_text = f"certificate {record.name} ({status})"
+        tls = issued_certificate_fields(authority, record)
+        cert_text = f"certificate {record.name} ({record.status()})"
     values = request_fields(
         client_ip=ip,
         method=method,

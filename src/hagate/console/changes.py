@@ -182,7 +182,7 @@ def replay(
     group's values, which no rule looks at), so each distinct request is decided once."""
     from hagate.pki.authority import Authority
     from hagate.review.query import open_log
-    from hagate.rules.request import certificate_fields, request_fields
+    from hagate.rules.request import issued_certificate_fields, request_fields
     from hagate.rules.ruleset import ruleset_from_config
     from hagate.rules.types import to_bytes_str
 
@@ -196,21 +196,13 @@ def replay(
     geo = GeoIP(cfg.asn_db, cfg.country_db)
     authority = Authority(state)
     records = {r.sha256: r for r in authority.records()}
-    ca = authority.ca_cert() if records else None
     tls_cache: dict[str, dict[str, Any]] = {}
 
     def tls_for(sha: str | None) -> dict[str, Any]:
-        if not sha or sha not in records or ca is None:
+        if not sha or sha not in records:
             return {}
         if sha not in tls_cache:
-            r = records[sha]
-            standing = r.status()
-            tls_cache[sha] = certificate_fields(
-                authority.certificate(r),
-                verified=standing in ("valid", "expiring"),
-                revoked=r.revoked,
-                issuer=ca,
-            )
+            tls_cache[sha] = issued_certificate_fields(authority, records[sha])
         return tls_cache[sha]
 
     result: dict[str, Any] = {

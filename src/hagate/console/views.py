@@ -318,7 +318,7 @@ def explain_event(state: StateDir, row: Mapping[str, Any]) -> str | None:
     its fields); None for rows that were not requests (refused connections, ACME, ...)."""
     from hagate.pki.authority import Authority
     from hagate.rules.explain import render
-    from hagate.rules.request import certificate_fields, request_fields
+    from hagate.rules.request import issued_certificate_fields, request_fields
     from hagate.rules.ruleset import ruleset_from_config
     from hagate.rules.types import to_bytes_str
 
@@ -336,14 +336,8 @@ def explain_event(state: StateDir, row: Mapping[str, Any]) -> str | None:
         authority = Authority(state)
         record = next((r for r in authority.records() if r.sha256 == row["cert_sha256"]), None)
         if record is not None:
-            status = record.status()
-            tls = certificate_fields(
-                authority.certificate(record),
-                verified=status in ("valid", "expiring"),
-                revoked=record.revoked,
-                issuer=authority.ca_cert(),
-            )
-            cert_text = f"certificate {record.name} ({status} now)"
+            tls = issued_certificate_fields(authority, record)
+            cert_text = f"certificate {record.name} ({record.status()} now)"
     ip = ipaddress.ip_address(str(row["client_ip"]))
     values = request_fields(
         client_ip=ip,

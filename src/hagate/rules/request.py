@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from cryptography import x509
@@ -18,6 +18,9 @@ from cryptography.x509.oid import NameOID
 from hagate.errors import HagateError
 from hagate.rules import fields
 from hagate.rules.types import Kind, Type, to_bytes_str
+
+if TYPE_CHECKING:
+    from hagate.pki.authority import Authority, CertRecord
 
 _OID_SHORT = {
     NameOID.COMMON_NAME: "CN",
@@ -108,6 +111,18 @@ _NEEDS_HEADER_MAP = frozenset(
 _NEEDS_ARGS = frozenset(
     {"http.request.uri.args", "http.request.uri.args.names", "http.request.uri.args.values"}
 )
+
+
+def issued_certificate_fields(authority: Authority, record: CertRecord) -> dict[str, Any]:
+    """The certificate fields of one of hagate's issued certificates (a pki CertRecord of
+    `authority`) as it stands now: verified while valid or expiring, revoked once revoked."""
+    standing = record.status()
+    return certificate_fields(
+        authority.certificate(record),
+        verified=standing in ("valid", "expiring"),
+        revoked=record.revoked,
+        issuer=authority.ca_cert(),
+    )
 
 
 def request_fields(
