@@ -86,10 +86,11 @@ def main() -> None:
         server = AdminServer(f"127.0.0.1:{free_port()}", state, prepare(state)).start()
         port = server.port
         page = {"Cookie": f"hagate_console={secret}"}
-        # The first visit after the console starts waits for the suggestions it began to
-        # work out at start; later ones get the kept answer.
+        # The suggestions the console began to work out when it started: how long until they
+        # are there (the page shows "working them out" meanwhile, and looks again).
         t0 = time.monotonic()
-        fetch(port, "GET", "/console/suggestions", page)
+        while b"review and apply" not in fetch(port, "GET", "/console/suggestions/list", page)[1]:
+            time.sleep(0.1)
         first_suggestions = (time.monotonic() - t0) * 1000
         api = {"Authorization": f"Bearer {token}"}
         post = {**page, "Content-Type": "application/x-www-form-urlencoded"}
@@ -216,10 +217,11 @@ def main() -> None:
         *[f"| {n} | {lo:.0f} | {hi:.0f} | {size:,} |" for n, _, lo, hi, size in results],
         "",
         f"Slowest of all: {worst:.0f} ms (the target: under 1,000 ms). The suggestions are"
-        " worked out in the background when the console starts and then every minute"
-        f" (the first visit after a start waited {first_suggestions:.0f} ms for them); `look"
-        " again now` and the API's `?since=` work them out while one waits, as `hagate events"
-        " suggest` does. The replay judged"
+        " worked out in the background when the console starts, then every minute and when"
+        " asked to look again; pages show what is kept and look again by themselves. Working"
+        f" them out on this log takes {first_suggestions:.0f} ms (as long as `hagate events"
+        " suggest` does), and the API waits for it when asked for another period (`?since=`)."
+        " The replay judged"
         f" {replayed['requests']:,} requests of the last 7 days as {replayed['distinct']:,}"
         " distinct ones (address, network, host, method, path, agent, certificate), each"
         " once; with the iOS rule above the certificate rule,"

@@ -129,7 +129,14 @@ def test_a_suggestion_shows_its_diff_then_applies(tmp_path_factory) -> None:
         b.sign_in()
         found = s.api("GET", "/api/v1/suggestions?since=30d").json()
         assert found[0]["kind"] == "ios-companion", found
-        listing = b.get("/console/suggestions?fresh=1").text
+        # The page never waits: it asks for a fresh answer, then its list looks again.
+        assert b.get("/console/suggestions?fresh=1").status == 200
+        deadline = time.monotonic() + 30
+        listing = ""
+        while "review and apply" not in listing:
+            assert time.monotonic() < deadline, listing[-500:]
+            time.sleep(0.3)
+            listing = b.get("/console/suggestions/list").text
         assert "review and apply" in listing and "AS6805" in listing
         before = (s.state / "hagate.yaml").read_text()
         page = b.get("/console/suggestions/1")

@@ -146,6 +146,7 @@ def test_overview_events_rules_suggestions_audit(site: Site) -> None:
         assert "No scanners" in (g.state / "hagate.yaml").read_text()
         # Suggestions: the iOS app from AS6805, its diff, applied.
         page.goto(f"{site.base}/console/suggestions?fresh=1")
+        page.wait_for_selector("text=review and apply", timeout=30000)  # the list looks again
         submit(page, "text=review and apply")
         assert "preset ios-companion" in page.inner_text("pre.diff")
         submit(page, "button.primary")

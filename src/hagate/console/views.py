@@ -186,8 +186,9 @@ class AuditCache:
 
 class SuggestionCache:
     """`events suggest` reads a month of the log (seconds on a busy home's): the console keeps
-    the last answer and works out the next in the background, at most every REFRESH seconds,
-    so a page waits for it only the first time, or when asked to look again."""
+    the last answer and works out the next in the background, at most every REFRESH seconds.
+    Pages never wait for it (peek: they show what is kept and look again by themselves); the
+    API and an apply do (get)."""
 
     REFRESH = 60.0
 
@@ -237,6 +238,16 @@ class SuggestionCache:
         if time.time() - at >= self.REFRESH:
             self.refresh()
         return found, at
+
+    def peek(self, fresh: bool = False) -> tuple[list[dict[str, Any]] | None, float, bool]:
+        """What is kept now (None before the first answer), when it was worked out, and
+        whether a new answer is being worked out; never waits. `fresh` asks for one."""
+        with self._lock:
+            found, at = self._found, self._at
+        if fresh or found is None or time.time() - at >= self.REFRESH:
+            self.refresh()
+        with self._lock:
+            return found, at, self._working
 
     def forget(self) -> None:
         """After a change to the rules: the next answer is worked out afresh."""

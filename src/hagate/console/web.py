@@ -546,8 +546,15 @@ def routes(console: Console) -> web.RouteTableDef:
     @r.get("/console/suggestions")
     async def suggestions_page(request: web.Request) -> web.Response:
         fresh = request.query.get("fresh") == "1"
-        data, at = await console.run(console.suggestions.get, fresh)
-        return console.page(request, "suggestions.html", suggestions=data, at=at)
+        data, at, working = await console.run(console.suggestions.peek, fresh)
+        return console.page(request, "suggestions.html", suggestions=data, at=at, working=working)
+
+    @r.get("/console/suggestions/list")
+    async def suggestions_list(request: web.Request) -> web.Response:
+        data, at, working = await console.run(console.suggestions.peek)
+        return console.page(
+            request, "suggestions_list.html", suggestions=data, at=at, working=working
+        )
 
     async def kept_rule(n: int) -> dict[str, str]:
         found, _ = await console.run(console.suggestions.get)

@@ -44,6 +44,7 @@ from hagate.http1.heads import (
 from hagate.http1.state import ConnState, after_exchange
 
 if TYPE_CHECKING:
+    from hagate.gateway.identity import CertState
     from hagate.gateway.server import Gateway
 
 CHUNK = 65536
@@ -51,11 +52,11 @@ _NO_BODY_STATUS = {204, 304}
 
 
 async def forward(
-    gw: Gateway, head: RequestHead, client: Channel, ex: Exchange, cert_sha256: str | None = None
+    gw: Gateway, head: RequestHead, client: Channel, ex: Exchange, cert: CertState | None = None
 ) -> bool:
     """Forward `head` (and its body) to Home Assistant and its response to the client;
-    whether the client connection carries another request. `cert_sha256`: the verified
-    certificate the client presented, whose revocation cuts an upgraded connection."""
+    whether the client connection carries another request. `cert`: the client's certificate,
+    whose revocation cuts an upgraded connection opened with it."""
     settings = gw.setup.config.gateway
     upstream_head = forwarded_head(head, ex.client_ip, gw.setup.config.hostname)
     attempts = 1 if head.has_body else 2  # a stale pooled connection gets one retry
@@ -110,7 +111,8 @@ async def forward(
         client.write(rhead_bytes)
         ex.answered = True
         await client.drain()
-        await _pipe(gw, client, up, ex, cert_sha256)
+        sha256 = cert.sha256 if cert is not None and cert.verified else None
+        await _pipe(gw, client, up, ex, sha256)
         return False
     try:
         upstream_done, keep_client = await _respond(gw, head, rhead, up, client, ex)

@@ -142,7 +142,7 @@ async def _forward(
     each its row."""
     keep = False
     try:
-        keep = await forward(gw, head, client, ex, cert.sha256 if cert.verified else None)
+        keep = await forward(gw, head, client, ex, cert)
     except (UpstreamError, UpstreamBodyError) as e:
         # Home Assistant's fault, never the client's: a page while nothing was sent yet.
         ex.action, ex.reason = "upstream_error", e.reason
