@@ -796,7 +796,7 @@ def api_routes(console: Console, r: web.RouteTableDef) -> None:
     async def api_suggestions(request: web.Request) -> web.Response:
         since = request.query.get("since")
         try:
-            if since is None:  # the console's own period: the kept answer
+            if since is None or since == console.suggestions.since:  # the kept answer
                 found, _ = await console.run(console.suggestions.get)
                 return _json(found)
             return _json(await console.run(views.suggestions, state, since))
