@@ -124,6 +124,22 @@ class ConsoleSite:
         return Browser(self.port).request(method, target, headers=headers, body=body)
 
 
+def suggestions(site: ConsoleSite, since: str | None = None, timeout: float = 30) -> Any:
+    """GET /api/v1/suggestions, asking again while it answers 202 (being worked out)."""
+    import time
+
+    target = "/api/v1/suggestions" + (f"?since={since}" if since else "")
+    deadline = time.monotonic() + timeout
+    while True:
+        r = site.api("GET", target)
+        if r.status != 202:
+            assert r.status == 200, r.text
+            return r.json()
+        assert r.headers["Retry-After"] == "2" and r.json() == {"working": True, "retry_after": 2}
+        assert time.monotonic() < deadline, "the suggestions were never worked out"
+        time.sleep(0.3)
+
+
 def start_console(tmp: Path, prepare: Callable[[Gateway], None] | None = None) -> ConsoleSite:
     g = make_gateway(tmp)
     port = free_port()

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.conftest import run_hagate
-from tests.console.conftest import ConsoleSite
+from tests.console.conftest import ConsoleSite, suggestions
 
 GETS = [
     "/api/v1/overview",
@@ -120,7 +120,7 @@ def test_the_same_objects_as_the_cli(site: ConsoleSite) -> None:
         ).out.split("\n")
         if line
     ]
-    assert site.api("GET", "/api/v1/suggestions?since=29d").json() == cli_suggest
+    assert suggestions(site, "29d") == cli_suggest
 
 
 def test_event_filters_and_paging(site: ConsoleSite) -> None:

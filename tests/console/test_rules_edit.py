@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from tests.console.conftest import ConsoleSite, start_console
+from tests.console.conftest import ConsoleSite, start_console, suggestions
 
 PHONE_ONLY = "not cf.tls_client_auth.cert_verified"
 
@@ -108,11 +108,11 @@ def test_a_suggestion_shows_its_diff_then_applies(tmp_path_factory) -> None:
     from tests.geo import write_asn_db
 
     ipad = "Home Assistant/2026.1 (io.robbie.HomeAssistant; build:2026.1; iPadOS 17.5)"
-    mobile = "127.0.0.41"
+    mobile, amazon = "127.0.0.41", "127.0.0.30"
     tmp = tmp_path_factory.mktemp("suggest")
 
     def prepare(g) -> None:
-        asn_db = write_asn_db(tmp / "asn.mmdb", {f"{mobile}/32": 6805})
+        asn_db = write_asn_db(tmp / "asn.mmdb", {f"{mobile}/32": 6805, f"{amazon}/32": 16509})
         cfg = g.state / "hagate.yaml"
         cfg.write_text(cfg.read_text().replace("  asn_db:\n", f"  asn_db: {asn_db}\n"))
 
@@ -124,11 +124,13 @@ def test_a_suggestion_shows_its_diff_then_applies(tmp_path_factory) -> None:
                 g.request("/api/websocket", source=mobile, headers={"User-Agent": ipad}).status
                 == 403
             )
+        for _ in range(2):  # Amazon's servers refreshing an Alexa account link
+            g.request("/auth/token", method="POST", body=b"grant_type=refresh_token", source=amazon)
         g.events()
         b = s.browser()
         b.sign_in()
-        found = s.api("GET", "/api/v1/suggestions?since=29d").json()  # worked out now
-        assert found[0]["kind"] == "ios-companion", found
+        found = suggestions(s, "29d")
+        assert [f["kind"] for f in found[:2]] == ["ios-companion", "alexa"], found
         # The page never waits: it asks for a fresh answer, then its list looks again.
         assert b.get("/console/suggestions?fresh=1").status == 200
         deadline = time.monotonic() + 30
@@ -155,6 +157,12 @@ def test_a_suggestion_shows_its_diff_then_applies(tmp_path_factory) -> None:
             assert time.monotonic() < deadline, "the gateway did not take the rule"
             time.sleep(0.2)
         assert g.request("/api/websocket", source=mobile).status == 403
+        # The other one through the API: it was number 2; with the first applied, it is 1.
+        assert suggestions(s, "28d")[0]["kind"] == "alexa"
+        done_api = s.api("POST", "/api/v1/suggestions/1/apply?since=28d")
+        assert done_api.status == 200, done_api.text
+        assert "16509" in done_api.json()["added"]["expression"]
+        assert s.api("POST", "/api/v1/suggestions/1/apply?since=soon").status == 400
     finally:
         s.gateway.stop()
         s.gateway.upstream.close()

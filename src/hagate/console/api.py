@@ -12,6 +12,9 @@ from hagate.console import changes, views
 from hagate.console.context import Console, api_error, json_response, parse_int
 from hagate.errors import HagateError
 
+# How long an API call waits for suggestions being worked out before it answers 202.
+WAIT_FOR_SUGGESTIONS = 0.8
+
 # -- the API ------------------------------------------------------------------------------
 
 
@@ -160,29 +163,47 @@ def api_routes(console: Console, r: web.RouteTableDef) -> None:
             backup = await console.run(changes.save_rules, state, draft)
         except HagateError as e:
             return bad(e)
-        console.suggestions.forget()
+        console.forget_suggestions()
         return json_response({"saved": len(draft), "backup": backup})
+
+    async def kept(since: str) -> tuple[list[dict[str, Any]] | None, float]:
+        """The kept suggestions of `since`; when there are none yet, the work is started and
+        waited for a little (never a second): None if it is still under way."""
+        cache = console.suggestions_for(since)
+        found, at, _ = await console.run(cache.peek)
+        if found is None:
+            await console.run(cache.wait, WAIT_FOR_SUGGESTIONS)
+            found, at, _ = await console.run(cache.peek)
+        return found, at
+
+    def working() -> web.Response:
+        answer = json_response({"working": True, "retry_after": 2}, 202)
+        answer.headers["Retry-After"] = "2"
+        return answer
 
     @r.get("/api/v1/suggestions")
     async def api_suggestions(request: web.Request) -> web.Response:
-        since = request.query.get("since")
         try:
-            if since is None or since == console.suggestions.since:  # the kept answer
-                found, _ = await console.run(console.suggestions.get)
-                return json_response(found)
-            return json_response(await console.run(views.suggestions, state, since))
+            found, at = await kept(request.query.get("since", console.suggestions.since))
         except HagateError as e:
             return bad(e)
+        if found is None:
+            return working()
+        answer = json_response(found)
+        answer.headers["X-Worked-Out-At"] = f"{at:.0f}"
+        return answer
 
     @r.post("/api/v1/suggestions/{n:[0-9]{1,4}}/apply")
     async def api_apply(request: web.Request) -> web.Response:
-        since = request.query.get("since", "30d")
         try:
-            n = int(request.match_info["n"])
-            done = await console.run(changes.apply_suggestion, state, n, since)
+            found, _ = await kept(request.query.get("since", console.suggestions.since))
+            if found is None:
+                return working()
+            rule = changes.kept_suggestion_rule(found, int(request.match_info["n"]))
+            done = await console.run(changes.add_rule, state, rule)
         except HagateError as e:
             return bad(e)
-        console.suggestions.forget()
+        console.forget_suggestions()
         return json_response(done)
 
     @r.get("/api/v1/audit")

@@ -351,27 +351,6 @@ def enrol_device(state: StateDir, name: str, ttl: float, base_url: str | None) -
     return enrol(state, name, None, ttl, base_url)
 
 
-def suggestion_rule(state: StateDir, number: int, since: str) -> dict[str, str]:
-    """The hagate.yaml rule of suggestion `number` of `hagate events suggest --since SINCE`
-    (a relay's rules file is not the console's to write)."""
-    from hagate.console.views import found_suggestions
-
-    found = found_suggestions(state, since)
-    if not 1 <= number <= len(found):
-        raise HagateError(f"there is no suggestion {number} (there are {len(found)})")
-    s = found[number - 1]
-    if s.rule is None:
-        raise HagateError(
-            f"suggestion {number} is not a rule for hagate.yaml: "
-            + (
-                "it belongs at the relay (hagate events suggest --relay-rules)"
-                if s.relay_rule is not None
-                else "it is for you to review"
-            )
-        )
-    return dict(s.rule)
-
-
 def rule_diff(state: StateDir, rule: dict[str, str]) -> str:
     """What adding `rule` above the certificate rule would change in hagate.yaml, as a diff."""
     from hagate.configedit import text_diff, with_rule_inserted
@@ -387,10 +366,6 @@ def add_rule(state: StateDir, rule: dict[str, str]) -> dict[str, Any]:
     backup = insert_rule(state.config_path, rule)
     reload_running(state)
     return {"added": rule, "backup": backup.name}
-
-
-def apply_suggestion(state: StateDir, number: int, since: str) -> dict[str, Any]:
-    return add_rule(state, suggestion_rule(state, number, since))
 
 
 def kept_suggestion_rule(found: list[dict[str, Any]], number: int) -> dict[str, str]:

@@ -88,8 +88,29 @@ class Console:
         self.limiter = SignInLimiter()
         self.audit = views.AuditCache(state)
         self.suggestions = views.SuggestionCache(state)
+        self._periods: dict[str, views.SuggestionCache] = {}
         self.templates = _environment()
         self.secure_cookie = secure_cookie
+
+    def suggestions_for(self, since: str) -> views.SuggestionCache:
+        """The kept suggestions of a period (the pages' own, or one the API asked for; a few
+        are kept, the oldest asked for dropped first)."""
+        from hagate.review.query import parse_time
+
+        if since == self.suggestions.since:
+            return self.suggestions
+        parse_time(since)  # a bad period is the caller's error, now
+        if since not in self._periods:
+            if len(self._periods) >= 4:
+                self._periods.pop(next(iter(self._periods)))
+            self._periods[since] = views.SuggestionCache(self.state, since)
+        return self._periods[since]
+
+    def forget_suggestions(self) -> None:
+        """After a change to the rules: every kept answer is worked out afresh."""
+        self.suggestions.forget()
+        for cache in self._periods.values():
+            cache.forget()
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(

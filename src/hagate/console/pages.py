@@ -242,7 +242,7 @@ def routes(console: Console) -> web.RouteTableDef:
                     replayed = await console.run(changes.replay, console.state, draft)
                 else:
                     backup = await console.run(changes.save_rules, console.state, draft)
-                    console.suggestions.forget()
+                    console.forget_suggestions()
                     message = f"Saved; the old file is {backup}. The gateway was told to reload."
                     cfg = await console.run(config.load_config, console.state.config_path)
                     draft = changes.draft_from_config(cfg)
@@ -317,7 +317,7 @@ def routes(console: Console) -> web.RouteTableDef:
             done = await console.run(changes.add_rule, console.state, rule)
         except HagateError as e:
             raise web.HTTPBadRequest(text=str(e)) from None
-        console.suggestions.forget()
+        console.forget_suggestions()
         return console.page(request, "applied.html", done=done)
 
     @r.get("/console/audit")

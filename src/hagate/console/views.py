@@ -249,6 +249,13 @@ class SuggestionCache:
         with self._lock:
             return found, at, self._working
 
+    def wait(self, timeout: float) -> None:
+        """Until the work under way is done, for at most `timeout` seconds."""
+        with self._lock:
+            working = self._working
+        if working:
+            self._done.wait(timeout)
+
     def forget(self) -> None:
         """After a change to the rules: the next answer is worked out afresh."""
         with self._lock:
