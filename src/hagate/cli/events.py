@@ -64,9 +64,14 @@ def _filter(options: dict[str, Any], default_since: str | None = None) -> Any:
 
 def _log(ctx: Context) -> Any:
     from hagate.events.store import EVENTS_NAME
-    from hagate.review.query import open_log
+    from hagate.review.query import has_events, open_log
 
-    return open_log(ctx.state.require() / EVENTS_NAME)
+    path = ctx.state.require() / EVENTS_NAME
+    db = open_log(path)
+    if not has_events(db):  # the writer has only just made the file
+        db.close()
+        raise HagateError(f"no events in {path} yet: they appear once the gateway has a request")
+    return db
 
 
 def _geoip(ctx: Context) -> Any:

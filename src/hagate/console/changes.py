@@ -181,7 +181,7 @@ def replay(
     Requests are grouped by the logged columns the rules read (other columns take one of the
     group's values, which no rule looks at), so each distinct request is decided once."""
     from hagate.pki.authority import Authority
-    from hagate.review.query import open_log
+    from hagate.review.query import has_events, open_log
     from hagate.rules.request import issued_certificate_fields, request_fields
     from hagate.rules.ruleset import ruleset_from_config
     from hagate.rules.types import to_bytes_str
@@ -228,6 +228,9 @@ def replay(
     select = ", ".join([*grouped, *(f"min({c}) AS {c}" for c in sampled)])
     group_by = ", ".join(grouped) if grouped else "NULL"
     db = open_log(path)
+    if not has_events(db):
+        db.close()
+        return result
     try:
         cursor = db.execute(
             f"SELECT {select}, count(*) AS n, max(time) AS last FROM events"

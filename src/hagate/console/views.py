@@ -81,8 +81,15 @@ def event_filter(params: Mapping[str, str]) -> query.EventFilter:
 
 
 def _log(state: StateDir) -> sqlite3.Connection | None:
+    """The event log, or None before the gateway has made it (the file, then its table)."""
     path = state / EVENTS_NAME
-    return query.open_log(path) if path.exists() else None
+    if not path.exists():
+        return None
+    db = query.open_log(path)
+    if not query.has_events(db):
+        db.close()
+        return None
+    return db
 
 
 # -- overview -----------------------------------------------------------------------------

@@ -138,6 +138,14 @@ class _Networks:
             return False
 
 
+def has_events(db: sqlite3.Connection) -> bool:
+    """Whether the log has its table yet (a file the writer has only just made may not)."""
+    found = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+    ).fetchone()
+    return found is not None
+
+
 def open_log(path: Path) -> sqlite3.Connection:
     """The event log, read-only; a missing file is a plain error."""
     if not path.exists():

@@ -22,6 +22,7 @@ from hagate.config import Config, load_config
 from hagate.enrol.store import FIRST_USE, EnrolmentStore
 from hagate.events.store import EVENTS_NAME
 from hagate.pki.authority import CertRecord, read_inventory
+from hagate.review.query import has_events
 from hagate.rules.ruleset import RuleSet, ruleset_from_config
 from hagate.state import INVENTORY_NAME, SERVER_CERT, StateDir
 from hagate.watch import certcheck, frontcheck, hostcheck, rulecheck, status
@@ -61,6 +62,9 @@ def log_facts(path: Path, records: list[CertRecord], now: float) -> LogFacts:
     if not path.exists():
         return LogFacts(set(), 0.0, {}, [], [])
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    if not has_events(db):  # the writer has only just made the file
+        db.close()
+        return LogFacts(set(), 0.0, {}, [], [])
     try:
         since = now - rulecheck.NEVER_MATCHED_DAYS * DAY
         matched = {
