@@ -8,6 +8,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import sqlite3
 import threading
@@ -190,6 +191,22 @@ class AuditCache:
                 self._at = time.monotonic()
             return self._report
 
+    def counts(self) -> dict[str, int] | None:
+        """The kept report's counts by severity, never waiting: None before the first report
+        (one is then run in the background); a stale one is shown while the next is run."""
+        with self._lock:
+            report, stale = self._report, time.monotonic() - self._at >= AUDIT_FOR
+        if report is None or stale:
+            threading.Thread(target=self._quietly, name="hagate-audit", daemon=True).start()
+        return None if report is None else dict(report["counts"])
+
+    def _quietly(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            return  # one is being run
+        self._lock.release()
+        with contextlib.suppress(Exception):  # a broken config is the audit page's to report
+            self.get()
+
 
 class SuggestionCache:
     """`events suggest` reads a month of the log (seconds on a busy home's): the console keeps
@@ -289,7 +306,7 @@ def overview(state: StateDir, audit: AuditCache, now: float | None = None) -> di
         "hourly_7d": week,
         "top_blocked_24h": blocked,
         "alerts": recent_alerts(state),
-        "audit": audit.get()["counts"],
+        "audit": audit.counts(),
     }
 
 

@@ -36,6 +36,7 @@ def make_app(
 ) -> web.Application:
     console = Console(state, secure_cookie, ingress, ingress_port)
     console.suggestions.refresh()  # so the first visit finds them ready
+    console.audit.counts()  # likewise: the overview shows the audit's counts without waiting
     app = web.Application(
         middlewares=[headers, auth_middleware(console)], client_max_size=256 * 1024
     )
