@@ -35,6 +35,7 @@ from hagate.state import StateDir, atomic_write
 ENROL_DIR = "enrol"
 PENDING = "pending.json"
 FIRST_USE = "first-use"
+LAST_USE = "last-use"
 MISSES = "misses.json"
 TOKEN_BYTES = 24
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{32}")
@@ -214,15 +215,30 @@ class EnrolmentStore:
             return False  # a full disk must not break a request; a restart tries again
         return True
 
+    def last_use_path(self, cert_sha256: str) -> Path:
+        return self.dir / LAST_USE / f"{cert_sha256}.json"
+
     def record_use(self, cert_sha256: str, facts: dict[str, Any]) -> None:
-        """The first use on record, or a later one as the record's modification time."""
+        """The first use on record; a later one as the record's modification time, and its
+        facts (when, from where, with what) as the last use."""
         if not self.record_first_use(cert_sha256, facts):
             with contextlib.suppress(OSError):
                 os.utime(self.first_use_path(cert_sha256))
+                path = self.last_use_path(cert_sha256)
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                atomic_write(path, json.dumps(facts).encode(), mode=0o600)
 
     def first_use(self, cert_sha256: str) -> dict[str, Any] | None:
+        return self._facts(self.first_use_path(cert_sha256))
+
+    def last_use(self, cert_sha256: str) -> dict[str, Any] | None:
+        """The last use on record after the first (noted at most hourly), or None."""
+        return self._facts(self.last_use_path(cert_sha256))
+
+    @staticmethod
+    def _facts(path: Path) -> dict[str, Any] | None:
         try:
-            data = json.loads(self.first_use_path(cert_sha256).read_text())
+            data = json.loads(path.read_text())
         except (FileNotFoundError, ValueError):
             return None
         return data if isinstance(data, dict) else None

@@ -1,5 +1,6 @@
-"""The certificates as people see them: each with its status, first use (when, from where,
-with what) and last use. One object for `hagate cert list --json` and the console's API."""
+"""The certificates as people see them: each with its status, and its first and last use
+(when, from where, with what). One object for `hagate cert list --json` and the console's
+API."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ def device_summaries(state: StateDir) -> list[dict[str, Any]]:
     out = []
     for r in Authority(state).records():
         first = store.first_use(r.sha256)
-        last = None
-        if first is not None:
-            # A later use is the first-use record's modification time (EnrolmentStore.record_use).
+        last = store.last_use(r.sha256) if first is not None else None
+        if first is not None and last is None:
+            last = dict(first)  # used once, or its later uses were noted before last-use files
             with contextlib.suppress(OSError):
-                last = store.first_use_path(r.sha256).stat().st_mtime
+                last["time"] = store.first_use_path(r.sha256).stat().st_mtime
         out.append({**r.summary(), "first_used": first, "last_used": last})
     return out
