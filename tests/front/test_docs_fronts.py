@@ -68,18 +68,23 @@ def _clients_seen(g: Gateway, port: int) -> None:
         time.sleep(0.2)
 
 
+def _front_shows_clients(g: Gateway, front: list[str], public: int) -> None:
+    """Run the front (`front`, listening on `public`), then check the clients it passes."""
+    proc = subprocess.Popen(front, stderr=subprocess.PIPE)
+    try:
+        wait_listening(public, proc)
+        _clients_seen(g, public)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_the_haproxy_configuration(gateway: Gateway, tmp_path: Path) -> None:
     [config] = code_blocks(DOC, "haproxy", "HAProxy")
     public = free_port()
     path = tmp_path / "haproxy.cfg"
     path.write_text(_ports(config, public, gateway.port))
-    proc = subprocess.Popen(["haproxy", "-f", str(path), "-db"], stderr=subprocess.PIPE)
-    try:
-        wait_listening(public, proc)
-        _clients_seen(gateway, public)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    _front_shows_clients(gateway, ["haproxy", "-f", str(path), "-db"], public)
 
 
 def test_the_nginx_stream_configuration(gateway: Gateway, tmp_path: Path) -> None:
@@ -90,15 +95,8 @@ def test_the_nginx_stream_configuration(gateway: Gateway, tmp_path: Path) -> Non
         f"error_log {tmp_path}/error.log warn;\nevents {{ worker_connections 64; }}\n"
     )
     (tmp_path / "nginx.conf").write_text(main + _ports(block, public, gateway.port))
-    proc = subprocess.Popen(
-        ["nginx", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)], stderr=subprocess.PIPE
-    )
-    try:
-        wait_listening(public, proc)
-        _clients_seen(gateway, public)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    nginx = ["nginx", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)]
+    _front_shows_clients(gateway, nginx, public)
 
 
 def test_the_relay_command(tmp_path: Path) -> None:
