@@ -60,8 +60,8 @@ $(WHEEL_STAMP): pyproject.toml $(RUN_STAMP)
 setup: $(STAMP) system-deps $(WHEEL_STAMP)
 
 lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench custom_components
+	$(BIN)/ruff format --check src tests bench custom_components
 
 typecheck: setup
 	$(BIN)/mypy

@@ -8,6 +8,7 @@ that base. pip inside the build reads the host's CA bundle (mounted, never copie
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -15,9 +16,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CONF = Path(__file__).resolve().parent / "containers.conf"
 CACHE = Path.home() / ".cache" / "hagate" / "container"
-BASE = "localhost/hagate-base:bookworm"
 IMAGE = "localhost/hagate:latest"  # the compose files' `image: hagate`
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+PACKAGES = ("python3", "python3-venv", "ca-certificates")
+# The newest Home Assistant builds a few of its requirements from source (lru-dict).
+EXTRA = {"trixie": ("gcc", "g++", "libc6-dev", "python3-dev")}
 
 
 def env() -> dict[str, str]:
@@ -35,20 +38,25 @@ def podman(
     return done
 
 
-def ensure_base() -> str:
-    """The Debian base image, made once and kept (tarball in the cache, image in Podman)."""
-    if podman("image", "exists", BASE, check=False).returncode == 0:
-        return BASE
+def ensure_base(suite: str = "bookworm") -> str:
+    """The Debian base image of `suite`, made once and kept (tarball in the cache, image in
+    Podman): bookworm for hagate's images, trixie for the newest Home Assistant."""
+    extra = EXTRA.get(suite, ())
+    # Named by what is in it: another package list makes another base.
+    tag = suite + ("-" + hashlib.sha256(",".join(extra).encode()).hexdigest()[:8] if extra else "")
+    image = f"localhost/hagate-base:{tag}"
+    if podman("image", "exists", image, check=False).returncode == 0:
+        return image
     CACHE.mkdir(parents=True, exist_ok=True)
-    tarball = CACHE / "base-bookworm.tar"
+    tarball = CACHE / f"base-{tag}.tar"
     if not tarball.exists():
-        partial = tarball.with_name("base-bookworm.partial.tar")  # mmdebstrap: format by name
+        partial = tarball.with_name(f"base-{tag}.partial.tar")  # mmdebstrap: format by name
         subprocess.run(
             [
                 "mmdebstrap",
                 "--variant=minbase",
-                "--include=python3,python3-venv,ca-certificates",
-                "bookworm",
+                "--include=" + ",".join(PACKAGES + extra),
+                suite,
                 str(partial),
             ],
             check=True,
@@ -56,8 +64,8 @@ def ensure_base() -> str:
             timeout=900,
         )
         partial.rename(tarball)  # a half-made root never counts as the cache
-    podman("import", str(tarball), BASE)
-    return BASE
+    podman("import", str(tarball), image)
+    return image
 
 
 def build_image() -> str:

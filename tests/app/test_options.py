@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from hagate.app.options import SUPERVISOR_CORE, UPSTREAM, apply_options, parse_options
+from hagate.app.options import (
+    API_LISTEN,
+    SUPERVISOR_CORE,
+    UPSTREAM,
+    apply_options,
+    parse_options,
+)
 from hagate.app.start import prepare, read_options
 from hagate.config import load_config, parse_config
 from hagate.configedit import insert_rule
@@ -80,10 +86,17 @@ def test_applying_changes_only_the_owned_keys_and_keeps_comments_and_rules(tmp_p
     assert cfg.admin is not None and cfg.admin.ingress is not None
     assert cfg.admin.ingress.listen == "0.0.0.0:8099"
     assert cfg.admin.ingress.trusted == ("172.30.32.2",)
-    # An admin listener the owner moved stays where they put it.
-    moved = new.replace("admin:\n", 'admin:\n  listen: "127.0.0.1:9555"  # mine\n', 1)
+    # The API for Home Assistant's integration, on the Supervisor's network (set once) ...
+    assert cfg.admin.listen == API_LISTEN == "0.0.0.0:8100"
+    # ... and an admin listener the owner moved stays where they put it.
+    assert new.count(API_LISTEN) == 1
+    moved = new.replace(API_LISTEN, '127.0.0.1:9555"  # mine', 1).replace(
+        "listen: 127.0.0.1:9555", 'listen: "127.0.0.1:9555', 1
+    )
+    moved_cfg = parse_config(moved, str(state / "hagate.yaml")).admin
+    assert moved_cfg is not None and moved_cfg.listen == "127.0.0.1:9555"
     again = apply_options(moved, parse_options(RELAY), SUPERVISOR_CORE)
-    assert '"127.0.0.1:9555"  # mine' in again
+    assert '"127.0.0.1:9555"  # mine' in again and API_LISTEN not in again
 
 
 def test_first_start_makes_the_state_and_later_starts_keep_edits(tmp_path: Path) -> None:

@@ -7,11 +7,13 @@ import json
 import time
 
 import pytest
+import segno
 
 from tests.conftest import run_hagate
 from tests.console.conftest import ConsoleSite, suggestions
 
 GETS = [
+    "/api/v1/summary",
     "/api/v1/overview",
     "/api/v1/events",
     "/api/v1/devices",
@@ -214,6 +216,8 @@ def test_enrol_and_revoke_through_the_api(site: ConsoleSite) -> None:
     made = r.json()
     assert made["url"].startswith("https://ha.test") and "/.hagate/enrol/" in made["url"]
     assert len(made["password"]) >= 8
+    # The same link as a QR code, for Home Assistant's dashboards (an SVG data URI).
+    assert made["qr"] == segno.make(made["url"], error="m").svg_data_uri(scale=4, border=2)
     listed = {d["name"]: d for d in site.api("GET", "/api/v1/devices").json()}
     assert listed["watch"]["status"] == "valid"
     r = site.api("POST", "/api/v1/devices/watch/revoke")

@@ -11,18 +11,22 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import hashlib
 import json
 import os
 import shutil
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.container import EXTRA
 
 HA_VERSION = "2025.4.4"
 PACKAGES = [
@@ -33,6 +37,74 @@ PACKAGES = [
 ]
 CACHE = Path(os.environ.get("HAGATE_CACHE", Path.home() / ".cache" / "hagate"))
 PASSWORD = "correct horse battery staple"
+# The newest Home Assistant that installs here needs Python >= 3.13.2, newer than this
+# machine's; it runs in a container made from a Debian trixie root (Python 3.13.5), on the
+# host's network, with its config folder mounted at the same path.
+NEWEST = "2026.2.3"
+MYPY = "2.4.1"  # checks the integration against each Home Assistant's own types
+# The integrations the tests' configuration loads, and those Home Assistant imports to describe
+# services (helpers/service.py's base components), whose own requirements the image installs
+# with those of everything they depend on (HA runs with --skip-pip, as here).
+LOADED = ("frontend", "http", "api", "websocket_api", "onboarding", "config", "alexa",
+          "input_boolean", "logbook", "recorder", "repairs", "auth", "script", "automation",
+          "persistent_notification", "stream", "conversation", "ai_task",
+          "assist_satellite", "camera", "media_player", "notify", "todo")  # fmt: skip
+CONTAINERFILE = """\
+FROM {base}
+ARG PIP_CERT
+COPY requirements.py /tmp/requirements.py
+RUN python3 -m venv /opt/ha \\
+ && /opt/ha/bin/pip install --quiet --disable-pip-version-check --cert "$PIP_CERT" \\
+      homeassistant=={version} pyotp==2.9.0 PyQRCode==1.2.1 mypy=={mypy} \\
+ && /opt/ha/bin/python /tmp/requirements.py {loaded} > /tmp/requirements.txt \\
+ && /opt/ha/bin/pip install --quiet --disable-pip-version-check --cert "$PIP_CERT" \\
+      -r /tmp/requirements.txt
+"""
+REQUIREMENTS = """\
+import json, pathlib, sys, homeassistant
+root = pathlib.Path(homeassistant.__file__).parent / "components"
+todo, seen = list(sys.argv[1:]), set()
+while todo:
+    name = todo.pop()
+    manifest = root / name / "manifest.json"
+    if name in seen or not manifest.exists():
+        continue
+    seen.add(name)
+    data = json.loads(manifest.read_text())
+    todo += data.get("dependencies", [])
+    for line in data.get("requirements", []):
+        print(line)
+"""
+# Tagged by what makes it: a changed recipe (or base) makes a new image.
+_RECIPE = CONTAINERFILE + REQUIREMENTS + " ".join(LOADED) + MYPY + repr(EXTRA)
+NEWEST_IMAGE = (
+    f"localhost/hagate-homeassistant:{NEWEST}-{hashlib.sha256(_RECIPE.encode()).hexdigest()[:10]}"
+)
+
+
+def versions() -> list[str]:
+    """The Home Assistant releases the integration's tests run against."""
+    return [HA_VERSION, NEWEST]
+
+
+def ensure_newest_image() -> str:
+    """The image with the newest Home Assistant, built once on the cached trixie base."""
+    from tests.container import CA_BUNDLE, ensure_base, podman
+
+    if podman("image", "exists", NEWEST_IMAGE, check=False).returncode == 0:
+        return NEWEST_IMAGE
+    base = ensure_base("trixie")
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "Containerfile").write_text(
+            CONTAINERFILE.format(base=base, version=NEWEST, loaded=" ".join(LOADED), mypy=MYPY)
+        )
+        (Path(tmp) / "requirements.py").write_text(REQUIREMENTS)
+        podman(
+            "build", "--network", "host", "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
+            "--build-arg", f"PIP_CERT={CA_BUNDLE}", "-t", NEWEST_IMAGE, tmp,
+            timeout=2400,
+        )  # fmt: skip
+    return NEWEST_IMAGE
 
 
 def find_python313() -> str:
@@ -75,6 +147,30 @@ def ensure_venv() -> Path:
         subprocess.run([*pip, "--upgrade", "pip"], check=True)
         subprocess.run([*pip, *PACKAGES], check=True, timeout=1800)
         stamp.write_text(wanted)
+    return venv
+
+
+def ensure_tools_venv() -> Path:
+    """mypy beside the cached Home Assistant: a venv that sees its packages (a .pth file), so
+    the cached one stays as its stamp says."""
+    ha = ensure_venv()
+    venv = CACHE / f"ha-{HA_VERSION}-tools"
+    stamp = venv / "hagate-tools.txt"
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text() == MYPY:
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([str(ha / "bin" / "python"), "-m", "venv", str(venv)], check=True)
+        [site] = glob.glob(str(venv / "lib" / "python3.*" / "site-packages"))
+        [ha_site] = glob.glob(str(ha / "lib" / "python3.*" / "site-packages"))
+        Path(site, "homeassistant-venv.pth").write_text(ha_site + "\n")
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+             "--disable-pip-version-check", f"mypy=={MYPY}"],
+            check=True, timeout=900,
+        )  # fmt: skip
+        stamp.write_text(MYPY)
     return venv
 
 
@@ -125,6 +221,9 @@ class HomeAssistant:
     extra: str = ""  # more configuration.yaml, after the standard one
     trusts_proxy: bool = True  # use_x_forwarded_for with 127.0.0.1 as trusted proxy
     tls: tuple[Path, Path, Path] | None = None  # certificate, key, CA: HA's own TLS
+    version: str = HA_VERSION  # or NEWEST, run in its container
+    container: str = ""  # the container's name, when it runs in one
+    debug: list[str] = field(default_factory=list)  # loggers at debug level
 
     @property
     def url(self) -> str:
@@ -142,10 +241,27 @@ class HomeAssistant:
     def _open(self, req: urllib.request.Request | str, timeout: float) -> Any:
         return urllib.request.urlopen(req, timeout=timeout, context=self.context())
 
+    def command(self) -> list[str]:
+        if self.version == HA_VERSION:
+            return [str(ensure_venv() / "bin" / "hass"), "-c", str(self.config_dir), "--skip-pip"]
+        if self.version != NEWEST:
+            raise ValueError(f"no Home Assistant {self.version} here")
+        image = ensure_newest_image()
+        self.container = f"hagate-ha-{self.port}"
+        return [
+            "podman", "run", "--rm", "--name", self.container, "--network", "host",
+            "-v", f"{self.config_dir}:{self.config_dir}", image,
+            "/opt/ha/bin/hass", "-c", str(self.config_dir), "--skip-pip",
+        ]  # fmt: skip
+
     def start(self, timeout: float = 300) -> None:
-        venv = ensure_venv()
+        command = self.command()
         self.config_dir.mkdir(parents=True, exist_ok=True)
         config = CONFIGURATION.format(port=self.port) + self.extra
+        config = config.replace(
+            "    aiohttp.access: info\n",
+            "    aiohttp.access: info\n" + "".join(f"    {name}: debug\n" for name in self.debug),
+        )
         if not self.trusts_proxy:
             config = config.replace("use_x_forwarded_for: true", "use_x_forwarded_for: false")
         if self.tls is not None:
@@ -155,8 +271,11 @@ class HomeAssistant:
             )
         (self.config_dir / "configuration.yaml").write_text(config)
         self.log = (self.config_dir / "stdout.log").open("wb")
+        from tests.container import env
+
         self.proc = subprocess.Popen(
-            [str(venv / "bin" / "hass"), "-c", str(self.config_dir), "--skip-pip"],
+            command,
+            env=env(),  # Podman's settings, for the newest (in a container)
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -189,12 +308,16 @@ class HomeAssistant:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.terminate()  # Podman passes it on to Home Assistant in its container
             try:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.container:
+            from tests.container import podman
+
+            podman("rm", "-f", self.container, check=False)
 
     def _post(
         self, path: str, data: dict[str, Any], token: str | None = None, form: bool = False
@@ -237,8 +360,9 @@ class HomeAssistant:
             self.access_token,
         )
 
-    def long_lived_token(self, name: str) -> str:
-        """A long-lived access token, made through HA's websocket API as the profile page does."""
+    def ws(self, kind: str, check: bool = True, **fields: Any) -> Any:
+        """One command on HA's websocket API, as its frontend sends it; its result (the whole
+        answer, failed or not, with check=False)."""
         from websockets.sync.client import connect
 
         url = f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/api/websocket"
@@ -246,20 +370,26 @@ class HomeAssistant:
             json.loads(ws.recv())
             ws.send(json.dumps({"type": "auth", "access_token": self.access_token}))
             assert json.loads(ws.recv())["type"] == "auth_ok"
-            ws.send(
-                json.dumps(
-                    {
-                        "id": 1,
-                        "type": "auth/long_lived_access_token",
-                        "client_name": name,
-                        "lifespan": 365,
-                    }
-                )
-            )
+            ws.send(json.dumps({"id": 1, "type": kind, **fields}))
             answer = json.loads(ws.recv())
+        if not check:
+            return answer
         assert answer.get("success"), answer
-        token: str = answer["result"]
+        return answer["result"]
+
+    def long_lived_token(self, name: str) -> str:
+        """A long-lived access token, made through HA's websocket API as the profile page does."""
+        token: str = self.ws("auth/long_lived_access_token", client_name=name, lifespan=365)
         return token
+
+    def get(self, path: str) -> Any:
+        req = urllib.request.Request(self.url + path)
+        req.add_header("Authorization", f"Bearer {self.access_token}")
+        with self._open(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def post(self, path: str, data: dict[str, Any]) -> Any:
+        return self._post(path, data, self.access_token)
 
     def state(self, entity_id: str) -> str:
         req = urllib.request.Request(f"{self.url}/api/states/{entity_id}")

@@ -13,12 +13,14 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.app.supervisor import SupervisorDiscovery
 from tests.container import CA_BUNDLE, ensure_base, podman
 from tests.e2e.homeassistant import HomeAssistant
 from tests.e2e.test_watch import Listener
@@ -88,11 +90,14 @@ def test_the_app_started_as_the_supervisor_does(
     (data / "options.json").write_text(json.dumps(options))
     name = f"addon_local_hagate_{port}"
     supervisor_token = home_assistant.long_lived_token(f"hagate-app-{port}")
+    discovery = SupervisorDiscovery()
     podman(
         "run", "-d", "--name", name, "--network", "host", "-v", f"{data}:/data",
         "-e", f"SUPERVISOR_TOKEN={supervisor_token}",
         "-e", f"HAGATE_APP_UPSTREAM={home_assistant.url}",
         "-e", f"HAGATE_APP_SUPERVISOR_CORE={supervisor_proxy}",
+        "-e", f"HAGATE_APP_SUPERVISOR={discovery.url}",
+        "-e", "HAGATE_APP_API_HOST=127.0.0.1",
         app_image,
     )  # fmt: skip
     listener = Listener(home_assistant)
@@ -106,6 +111,20 @@ def test_the_app_started_as_the_supervisor_does(
         token_file = data / "supervisor-token"
         assert token_file.read_text() == supervisor_token
         assert token_file.stat().st_mode & 0o777 == 0o600
+        # The app told the Supervisor where its API is, with a token that works there (on
+        # the Supervisor's network; here the host's, by the test's override of the name).
+        [(authorization, announced)] = discovery.received
+        assert authorization == f"Bearer {supervisor_token}"
+        assert announced["service"] == "hagate"
+        assert announced["config"]["url"] == "http://127.0.0.1:8100"
+        api_token = announced["config"]["token"]
+        assert api_token not in config and api_token not in logs
+        assert "Home Assistant told about the API at http://127.0.0.1:8100" in logs
+        summary = urllib.request.Request(
+            "http://127.0.0.1:8100/api/v1/summary", headers={"Authorization": f"Bearer {api_token}"}
+        )
+        with urllib.request.urlopen(summary, timeout=15) as r:
+            assert json.loads(r.read())["hostname"] == "ha.test"
         podman("exec", name, "hagate", "cert", "issue", "phone", "--pem-dir", "/data/pem")
         ctx = ssl.create_default_context(cafile=str(data / "ca.crt"))
         ctx.load_cert_chain(data / "pem" / "phone.crt", data / "pem" / "phone.key")
@@ -138,8 +157,11 @@ def test_the_app_started_as_the_supervisor_does(
         wait_listening(port, timeout=30)
         time.sleep(1)
         assert (data / "hagate.yaml").read_text() == config
+        # ... and announces the same token again.
+        assert [a["config"]["token"] for _, a in discovery.received] == [api_token] * 2
     finally:
         listener.close()
+        discovery.close()
         podman("rm", "-f", name, check=False)
 
 

@@ -33,6 +33,10 @@ UPSTREAM = "http://homeassistant:8123"
 SUPERVISOR_CORE = "http://supervisor/core"
 SUPERVISOR_TOKEN_FILE = "supervisor-token"
 INGRESS_LISTEN = "0.0.0.0:8099"  # config.yaml's ingress_port (the Supervisor's default)
+# The API for Home Assistant's integration, on the Supervisor's network (config.yaml maps no
+# port to it, so nothing outside the machine reaches it).
+API_PORT = 8100
+API_LISTEN = f"0.0.0.0:{API_PORT}"
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,8 @@ def apply_options(
     if not isinstance(ingress, CommentedMap):
         ingress = admin["ingress"] = CommentedMap()
     ingress["listen"] = INGRESS_LISTEN
+    if admin.get("listen") is None:  # set once; a listener the owner moved stays moved
+        admin.insert(0, "listen", API_LISTEN)
     if supervisor_core is not None:
         alerts = doc.get("alerts")
         if not isinstance(alerts, CommentedMap):

@@ -5,7 +5,8 @@ include) gets hagate's CA and a commented hagate.yaml, as `hagate init` makes th
 start the keys the options own are set in it (hagate.app.options) and nothing else is
 touched, so rules and settings edited since stay. A changed hostname gets a new server
 certificate. The Supervisor's token for Home Assistant's API, when it gives one, is written
-to a 0600 file that the alerts read.
+to a 0600 file that the alerts read, and the Supervisor is told where hagate's API is, so
+that Home Assistant offers the integration (hagate.app.discovery).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hagate import config
+from hagate.app.discovery import announce
 from hagate.app.options import (
     SUPERVISOR_CORE,
     SUPERVISOR_TOKEN_FILE,
@@ -79,3 +81,16 @@ def prepare(
             authority.write_server_cert(authority.ca(), options.hostname)
         said.append(f"the hostname is now {options.hostname}: a new server certificate")
     return Prepared(options, said)
+
+
+def start(
+    state: StateDir,
+    options: AppOptions,
+    supervisor_token: str | None,
+    environ: Mapping[str, str] | None = None,
+) -> Prepared:
+    """`prepare`, then (under the Supervisor) tell Home Assistant where the API is."""
+    prepared = prepare(state, options, supervisor_token, environ)
+    if supervisor_token:
+        prepared.said.append(announce(state, supervisor_token, environ))
+    return prepared

@@ -28,14 +28,14 @@ def app() -> None:
 def app_run(ctx: Context, options_path: Path) -> None:
     """Apply the app's options to hagate.yaml (made on the first start), then run the
     gateway: behind the relay (mode relay) or on listen_port (mode port_forward)."""
-    from hagate.app.start import prepare, read_options
+    from hagate.app.start import read_options, start
     from hagate.run.connect import run_connect
     from hagate.run.gateway import serve
 
     options = read_options(options_path)
     ctx.state.create()
     token = os.environ.get("SUPERVISOR_TOKEN") or None
-    prepared = prepare(ctx.state, options, token, os.environ)
+    prepared = start(ctx.state, options, token, os.environ)
     for line in prepared.said:
         click.echo(f"hagate app: {line}", err=True)
     # info: a line per request on stdout (the app's log); warning: hagate's own words only

@@ -128,6 +128,11 @@ class ApiToken:
         }
 
 
+# The files this process has made sure of (WAL, tables): the gateway opens one per request of
+# an admin certificate, and need not run the schema each time.
+_SCHEMA_MADE: set[Path] = set()
+
+
 class ConsoleAccess:
     """The console's credentials in the state directory (one small SQLite file)."""
 
@@ -142,8 +147,10 @@ class ConsoleAccess:
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+            if fresh or self.path not in _SCHEMA_MADE:  # once per file and process
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(SCHEMA)
+                _SCHEMA_MADE.add(self.path)
             yield db
         finally:
             db.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import segno
 from aiohttp import web
 
 from hagate.console import changes, views
@@ -41,6 +42,10 @@ def api_routes(console: Console, r: web.RouteTableDef) -> None:
     @r.get("/api/v1/overview")
     async def api_overview(request: web.Request) -> web.Response:
         return json_response(await console.run(views.overview, state, console.audit))
+
+    @r.get("/api/v1/summary")
+    async def api_summary(request: web.Request) -> web.Response:
+        return json_response(await console.run(views.summary, state, console.audit))
 
     @r.get("/api/v1/events")
     async def api_events(request: web.Request) -> web.Response:
@@ -90,6 +95,7 @@ def api_routes(console: Console, r: web.RouteTableDef) -> None:
                 "password": link.password,
                 "server_sha256": link.enrolment.server_sha256,
                 "expires": link.enrolment.expires,
+                "qr": segno.make(link.url, error="m").svg_data_uri(scale=4, border=2),
             },
             201,
         )

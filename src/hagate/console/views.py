@@ -174,28 +174,42 @@ def relays(state: StateDir) -> list[dict[str, Any]]:
 
 
 class AuditCache:
-    """The audit, run at most once a minute (it reads the whole setup), without the probe."""
+    """The audit, run at most once a minute (it reads the whole setup), without the probe, and
+    again as soon as hagate.yaml changes."""
 
     def __init__(self, state: StateDir) -> None:
         self.state = state
         self._at = -AUDIT_FOR
         self._report: dict[str, Any] | None = None
+        self._stamp: tuple[int, int] | None = None
         self._lock = threading.Lock()
+
+    def _stale(self) -> bool:
+        """Older than AUDIT_FOR, or hagate.yaml changed since (a rule fixed or added)."""
+        return time.monotonic() - self._at >= AUDIT_FOR or self._config_stamp() != self._stamp
+
+    def _config_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.state.config_path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
 
     def get(self, fresh: bool = False) -> dict[str, Any]:
         from hagate.watch.audit import run_audit
 
         with self._lock:
-            if fresh or self._report is None or time.monotonic() - self._at >= AUDIT_FOR:
+            if fresh or self._report is None or self._stale():
+                stamp = self._config_stamp()
                 self._report = run_audit(self.state, probe=False).to_json()
-                self._at = time.monotonic()
+                self._at, self._stamp = time.monotonic(), stamp
             return self._report
 
     def counts(self) -> dict[str, int] | None:
         """The kept report's counts by severity, never waiting: None before the first report
         (one is then run in the background); a stale one is shown while the next is run."""
         with self._lock:
-            report, stale = self._report, time.monotonic() - self._at >= AUDIT_FOR
+            report, stale = self._report, self._stale()
         if report is None or stale:
             threading.Thread(target=self._quietly, name="hagate-audit", daemon=True).start()
         return None if report is None else dict(report["counts"])
@@ -307,6 +321,46 @@ def overview(state: StateDir, audit: AuditCache, now: float | None = None) -> di
         "top_blocked_24h": blocked,
         "alerts": recent_alerts(state),
         "audit": audit.counts(),
+    }
+
+
+def summary(state: StateDir, audit: AuditCache, now: float | None = None) -> dict[str, Any]:
+    """What Home Assistant's integration shows, in one call: the relays, the last hour's
+    requests, today's distinct blocked sources (since local midnight), the audit's high
+    findings with their fixes, and each certificate's status and last use."""
+    now = time.time() if now is None else now
+    cfg = config.load_config(state.config_path)
+    midnight = time.mktime((*time.localtime(now)[:3], 0, 0, 0, 0, 0, -1))
+    let_in = blocked = sources = 0
+    db = _log(state)
+    if db is not None:
+        try:
+            let_in, blocked = db.execute(
+                f"SELECT sum(action IN {LET_IN!r}), sum(action IN {BLOCKED!r})"
+                " FROM events WHERE time >= ?",
+                (now - HOUR,),
+            ).fetchone()
+            (sources,) = db.execute(
+                f"SELECT count(DISTINCT client_ip) FROM events WHERE action IN {BLOCKED!r}"
+                " AND time >= ?",
+                (midnight,),
+            ).fetchone()
+        finally:
+            db.close()
+    report = audit.get()
+    return {
+        "hostname": cfg.hostname,
+        "relays": relays(state),
+        "last_hour": {"let_in": let_in or 0, "blocked": blocked or 0},
+        "blocked_sources_today": sources or 0,
+        "audit": {
+            "counts": report["counts"],
+            "high": [f for f in report["findings"] if f["severity"] == "high"],
+        },
+        "devices": [
+            {k: d[k] for k in ("name", "status", "not_after", "last_used", "admin")}
+            for d in devices(state)
+        ],
     }
 
 

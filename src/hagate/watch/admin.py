@@ -6,6 +6,7 @@ findings, the alert queue), computed when scraped; and its check of the Host hea
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sqlite3
 import threading
 import time
@@ -27,8 +28,8 @@ def host_allowed(host_header: str | None, listen_host: str) -> bool:
         host = host[1 : host.find("]")] if "]" in host else ""
     elif host.count(":") == 1:
         host = host.split(":", 1)[0]
-    if host in ("localhost", listen_host.lower()):
-        return True
+    if host in ("localhost", listen_host.lower(), socket.gethostname().lower()):
+        return True  # the machine's own name (the app's, which Home Assistant calls it by)
     try:
         ipaddress.ip_address(host)
     except ValueError:
