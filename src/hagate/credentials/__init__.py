@@ -1,0 +1,1 @@
+"""Home Assistant credentials bound to the certificate that earned them."""
