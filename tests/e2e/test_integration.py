@@ -16,6 +16,7 @@ The same tests run against the newest Home Assistant that installs here (2026.2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import shutil
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 from hagate.configedit import insert_rule
 from tests.conftest import run_hagate
@@ -152,6 +153,32 @@ def home(
         relay.stop()
 
 
+def screenshots() -> Path:
+    shots = artifacts() / "home-assistant"
+    shots.mkdir(exist_ok=True)
+    return shots
+
+
+@contextlib.contextmanager
+def signed_in(home: Home) -> Iterator[Page]:
+    """Home Assistant's own frontend in Chromium, signed in as its owner."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.goto(home.ha.url + "/")
+        page.fill("input[name=username]", "owner")
+        page.fill("input[name=password]", PASSWORD)
+        page.keyboard.press("Enter")
+        page.wait_for_url(
+            lambda url: "/auth/" not in url and "auth_callback" not in url, timeout=60_000
+        )
+        page.wait_for_function("() => localStorage.getItem('hassTokens') !== null")
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
 def let_everyone_in(home: Home) -> str:
     """Add a rule the audit finds high (skips the certificate rule for everyone); the file as
     it was, to put back."""
@@ -179,6 +206,15 @@ def test_found_as_the_app_announces_it_and_set_up_by_confirming(home: Home) -> N
     flow = _flow_of_discovery(home)
     assert flow["context"]["source"] == "hassio"
     assert flow["step_id"] == "hassio_confirm"
+    if home.ha.version == NEWEST:  # as the docs show it: discovered, waiting for "Add"
+        with signed_in(home) as page:
+            page.goto(f"{home.ha.url}/config/integrations/dashboard")
+            page.get_by_text("Discovered").first.wait_for(timeout=60_000)
+            page.wait_for_timeout(1500)
+            page.screenshot(  # the Discovered row only: the rest is the test's own setup
+                path=str(screenshots() / "discovered.png"),
+                clip={"x": 0, "y": 0, "width": 1280, "height": 372},
+            )
     done = home.ha.post(f"/api/config/config_entries/flow/{flow['flow_id']}", {})
     assert done["type"] == "create_entry", done
     assert done["title"] == "ha.test"
@@ -345,8 +381,7 @@ def test_screenshots_for_the_docs(home: Home) -> None:
     """The device page and Repairs, as the docs show them (test-artifacts/home-assistant)."""
     if home.ha.version != NEWEST:
         return  # the docs show the newest Home Assistant
-    shots = artifacts() / "home-assistant"
-    shots.mkdir(exist_ok=True)
+    shots = screenshots()
     [device] = [
         d
         for d in home.ha.ws("config/device_registry/list")
@@ -356,17 +391,7 @@ def test_screenshots_for_the_docs(home: Home) -> None:
     try:
         findings = home.entity("high_findings")
         home.until(findings, lambda s: int(s["state"]) > 0)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-            page.goto(home.ha.url + "/")
-            page.fill("input[name=username]", "owner")
-            page.fill("input[name=password]", PASSWORD)
-            page.keyboard.press("Enter")
-            page.wait_for_url(
-                lambda url: "/auth/" not in url and "auth_callback" not in url, timeout=60_000
-            )
-            page.wait_for_function("() => localStorage.getItem('hassTokens') !== null")
+        with signed_in(home) as page:
             page.goto(f"{home.ha.url}/config/devices/device/{device['id']}")
             page.get_by_text("Let in in the last hour").first.wait_for(timeout=60_000)
             page.wait_for_timeout(1500)
@@ -375,7 +400,6 @@ def test_screenshots_for_the_docs(home: Home) -> None:
             page.get_by_text("skips the remaining rules").first.wait_for(timeout=60_000)
             page.wait_for_timeout(1500)
             page.screenshot(path=str(shots / "repairs.png"))
-            browser.close()
     finally:
         (home.g.state / "hagate.yaml").write_text(kept)
 
