@@ -135,6 +135,9 @@ def home(
     try:
         ha.start()
         ha.onboard(f"https://ha.test:{g.port}")
+        # Home Assistant checks what was announced once it has started: wait for that before
+        # the connector (and its API) restarts below.
+        flow_of_discovery(ha)
         # hagate's alerts into this Home Assistant: the connector restarted with them.
         token_file = tmp / "ha-token"
         token_file.write_text(ha.long_lived_token("hagate alerts") + "\n")
@@ -189,11 +192,12 @@ def let_everyone_in(home: Home) -> str:
     return kept
 
 
-def _flow_of_discovery(home: Home) -> dict[str, Any]:
+def flow_of_discovery(ha: HomeAssistant) -> dict[str, Any]:
+    """The flow Home Assistant started for the announced hagate, once it has."""
     deadline = time.monotonic() + 60
     while True:
         flows: list[dict[str, Any]] = [
-            f for f in home.ha.ws("config_entries/flow/progress") if f["handler"] == "hagate"
+            f for f in ha.ws("config_entries/flow/progress") if f["handler"] == "hagate"
         ]
         if flows:
             assert len(flows) == 1, flows
@@ -203,7 +207,7 @@ def _flow_of_discovery(home: Home) -> dict[str, Any]:
 
 
 def test_found_as_the_app_announces_it_and_set_up_by_confirming(home: Home) -> None:
-    flow = _flow_of_discovery(home)
+    flow = flow_of_discovery(home.ha)
     assert flow["context"]["source"] == "hassio"
     assert flow["step_id"] == "hassio_confirm"
     if home.ha.version == NEWEST:  # as the docs show it: discovered, waiting for "Add"
