@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +56,29 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
             os.unlink(tmp)
         raise
     fsync_dir(directory)
+
+
+# The SQLite files this process has made sure of (WAL, tables): the gateway opens some of them
+# per request, and need not run their schema each time.
+_SCHEMA_MADE: set[Path] = set()
+
+
+@contextlib.contextmanager
+def private_db(path: Path, schema: str) -> Iterator[sqlite3.Connection]:
+    """A connection to a small SQLite file of the state directory in autocommit mode: created
+    0600 before SQLite writes a byte into it, in WAL mode with `schema` made once per process."""
+    fresh = not path.exists()
+    if fresh:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    db = sqlite3.connect(path, timeout=10, isolation_level=None)
+    try:
+        if fresh or path not in _SCHEMA_MADE:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(schema)
+            _SCHEMA_MADE.add(path)
+        yield db
+    finally:
+        db.close()
 
 
 def fsync_dir(directory: Path) -> None:

@@ -18,14 +18,13 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hagate.errors import HagateError
-from hagate.state import StateDir
+from hagate.state import StateDir, private_db
 
 ACCESS_NAME = "console.sqlite3"
 SOCKET_NAME = "console.sock"  # in the state directory's run/ folder: the gateway's way in
@@ -128,32 +127,14 @@ class ApiToken:
         }
 
 
-# The files this process has made sure of (WAL, tables): the gateway opens one per request of
-# an admin certificate, and need not run the schema each time.
-_SCHEMA_MADE: set[Path] = set()
-
-
 class ConsoleAccess:
     """The console's credentials in the state directory (one small SQLite file)."""
 
     def __init__(self, state: StateDir) -> None:
         self.path: Path = state / ACCESS_NAME
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        fresh = not self.path.exists()
-        if fresh:
-            # Made 0600 before SQLite writes a byte into it.
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        try:
-            if fresh or self.path not in _SCHEMA_MADE:  # once per file and process
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(SCHEMA)
-                _SCHEMA_MADE.add(self.path)
-            yield db
-        finally:
-            db.close()
+    def _db(self) -> AbstractContextManager[sqlite3.Connection]:
+        return private_db(self.path, SCHEMA)
 
     # -- the password ---------------------------------------------------------------------
 

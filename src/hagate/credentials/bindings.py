@@ -16,17 +16,15 @@ Rules:
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from hagate.credentials.extract import KINDS, Credential
 from hagate.errors import HagateError
-from hagate.state import StateDir
+from hagate.state import StateDir, private_db
 
 BINDINGS_NAME = "bindings.sqlite3"
 EXPIRE_AFTER = 90 * 86400.0
@@ -47,10 +45,6 @@ CREATE TABLE IF NOT EXISTS bindings (
 );
 CREATE INDEX IF NOT EXISTS bindings_cert ON bindings(cert_sha256, seen);
 """
-
-
-# The files this process has made sure of (WAL, the table): lookups happen per request.
-_SCHEMA_MADE: set[Path] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +77,8 @@ class Bindings:
     def __init__(self, state: StateDir) -> None:
         self.path: Path = state / BINDINGS_NAME
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        fresh = not self.path.exists()
-        if fresh:  # made 0600 before SQLite writes a byte into it
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        try:
-            if fresh or self.path not in _SCHEMA_MADE:  # once per file and process
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(SCHEMA)
-                _SCHEMA_MADE.add(self.path)
-            yield db
-        finally:
-            db.close()
+    def _db(self) -> AbstractContextManager[sqlite3.Connection]:
+        return private_db(self.path, SCHEMA)
 
     def bind(
         self, credential: Credential, cert_sha256: str, cert_name: str, now: float | None = None
