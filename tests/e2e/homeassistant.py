@@ -34,6 +34,7 @@ PACKAGES = [
     "home-assistant-frontend==20250411.0",  # what HA 2025.4.4's frontend integration pins
     "pyotp==2.8.0",  # auth's multi-factor modules, loaded at start
     "PyQRCode==1.2.1",
+    "PyNaCl==1.5.0",  # mobile_app's, for the companion apps' registration (issue 27)
 ]
 CACHE = Path(os.environ.get("HAGATE_CACHE", Path.home() / ".cache" / "hagate"))
 PASSWORD = "correct horse battery staple"
@@ -132,10 +133,7 @@ def ensure_venv() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists() and stamp.read_text() == wanted and (venv / "bin" / "hass").exists():
-            return venv
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([find_python313(), "-m", "venv", str(venv)], check=True)
+        have = stamp.read_text().split() if stamp.exists() else []
         pip = [
             str(venv / "bin" / "python"),
             "-m",
@@ -144,6 +142,16 @@ def ensure_venv() -> Path:
             "--quiet",
             "--disable-pip-version-check",
         ]
+        if (venv / "bin" / "hass").exists() and set(have) <= set(PACKAGES):
+            if set(have) == set(PACKAGES):
+                return venv
+            # Packages added since the venv was made: only those are installed.
+            added = [p for p in PACKAGES if p not in have]
+            subprocess.run([*pip, *added], check=True, timeout=1800)
+            stamp.write_text(wanted)
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([find_python313(), "-m", "venv", str(venv)], check=True)
         subprocess.run([*pip, "--upgrade", "pip"], check=True)
         subprocess.run([*pip, *PACKAGES], check=True, timeout=1800)
         stamp.write_text(wanted)
@@ -258,6 +266,8 @@ class HomeAssistant:
         command = self.command()
         self.config_dir.mkdir(parents=True, exist_ok=True)
         config = CONFIGURATION.format(port=self.port) + self.extra
+        if self.version == HA_VERSION:  # the companion apps' integration (its PyNaCl is here)
+            config += "mobile_app:\n"
         config = config.replace(
             "    aiohttp.access: info\n",
             "    aiohttp.access: info\n" + "".join(f"    {name}: debug\n" for name in self.debug),

@@ -54,6 +54,7 @@ SPEC: dict[str, Callable[[str, str, str, int], bool]] = {
     "google-assistant": lambda m, p, ua, asn: (
         m == "POST" and p in ("/api/google_assistant", "/auth/token") and asn == 15169
     ),
+    "bound-apps": lambda m, p, ua, asn: False,  # nothing without a bound credential
 }
 
 METHODS = st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"])
@@ -124,5 +125,42 @@ def test_companion_presets_need_the_owners_networks() -> None:
     for name in ("ios-companion", "android-companion"):
         with pytest.raises(HagateError, match="--asn"):
             preset(name).expression()
+    with pytest.raises(HagateError, match="takes no --asn"):
+        preset("bound-apps").expression((3320,))
     with pytest.raises(HagateError, match="no preset"):
         preset("everything")
+
+
+def bound_apps_spec(method: str, path: str, kind: str, bound: bool) -> bool:
+    """What the bound-apps preset names, per kind of credential."""
+    if not bound:
+        return False
+    return {
+        "access_token": path.startswith("/api/"),
+        "websocket": path == "/api/websocket",
+        "webhook": path.startswith("/api/webhook/"),
+        "refresh_token": method == "POST" and path == "/auth/token",
+    }.get(kind, False)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    method=METHODS,
+    path=PATHS | st.sampled_from(["/api/webhook/abc", "/api/camera_proxy/camera.door", "/api"]),
+    kind=st.sampled_from(["access_token", "refresh_token", "webhook", "websocket", "", "other"]),
+    bound=st.booleans(),
+    name=st.sampled_from(["phone", "watch", ""]),
+)
+def test_bound_apps_lets_in_a_bound_credential_on_its_own_paths_only(
+    method: str, path: str, kind: str, bound: bool, name: str
+) -> None:
+    rules = ruleset("bound-apps")
+    fields = request_fields(client_ip="192.0.2.1", method=method, target=path)
+    fields.update(
+        {
+            "hagate.credential.bound": bound,
+            "hagate.credential.kind": kind,
+            "hagate.credential.cert_name": name,
+        }
+    )
+    assert (not rules.evaluate(fields).blocked) == bound_apps_spec(method, path, kind, bound)

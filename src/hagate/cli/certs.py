@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from hagate.cli.base import Context, cli, pass_ctx
+from hagate.credentials.bindings import Bindings
+from hagate.credentials.extract import KINDS
 from hagate.errors import HagateError
 
 # -- cert ---------------------------------------------------------------------------------
@@ -144,7 +147,15 @@ def cert_list(ctx: Context, as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(
-        "name", "serial", "sha256", "not after", "status", "first used", "admin", box=None
+        "name",
+        "serial",
+        "sha256",
+        "not after",
+        "status",
+        "first used",
+        "admin",
+        "credentials (last use without it)",
+        box=None,
     )
     for s in devices:
         table.add_row(
@@ -155,8 +166,31 @@ def cert_list(ctx: Context, as_json: bool) -> None:
             s["status"],
             _first_used(s["first_used"]),
             "admin" if s["admin"] else "",
+            _credentials(s["credentials"]),
         )
-    Console(width=200).print(table)
+    Console(width=240).print(table)
+
+
+def _credentials(summary: dict[str, Any]) -> str:
+    """`3 (2026-12-07 10:02 from 192.0.2.7 AS3320 NL)`, or `-` when it holds none."""
+    if not summary["total"]:
+        return "-"
+    import time
+
+    used = summary["last_used"]
+    if used is None:
+        return f"{summary['total']} (not used without it yet)"
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(float(used)))
+    where = " ".join(
+        str(x)
+        for x in (
+            summary["last_used_ip"],
+            f"AS{summary['last_used_asn']}" if summary["last_used_asn"] else None,
+            summary["last_used_country"],
+        )
+        if x
+    )
+    return f"{summary['total']} ({when} from {where})"
 
 
 def _first_used(facts: dict[str, object] | None) -> str:
@@ -205,8 +239,37 @@ def cert_revoke(ctx: Context, selector: str, reason: str | None) -> None:
     from hagate.pki.authority import Authority
     from hagate.state import CRL_NAME
 
-    record = Authority(ctx.state.require()).revoke(selector, reason)
+    state = ctx.state.require()
+    authority = Authority(state)
+    held = Bindings(state).summaries().get(authority.find(selector).sha256)
+    record = authority.revoke(selector, reason)
     click.echo(f"Revoked {record.name} (serial {record.serial_hex}); CRL: {ctx.state / CRL_NAME}")
+    if held and held["total"]:
+        click.echo(
+            f"The {held['total']} Home Assistant credentials bound to it no longer let anything"
+            " in (websockets opened with them are cut within a second)."
+        )
+
+
+@cert.command("unbind")
+@click.argument("name")
+@click.option(
+    "--kind",
+    type=click.Choice(list(KINDS)),
+    help="Only credentials of this kind (default: all).",
+)
+@pass_ctx
+def cert_unbind(ctx: Context, name: str, kind: str | None) -> None:
+    """Drop the Home Assistant credentials bound to NAME's certificate: used without the
+    certificate, they no longer let anything in (the device binds them again the next time it
+    presents its certificate)."""
+    from hagate.pki.authority import Authority
+
+    state = ctx.state.require()
+    record = Authority(state).find(name)
+    dropped = Bindings(state).unbind(record.sha256, kind)
+    what = f"{kind} credentials" if kind else "credentials"
+    click.echo(f"Dropped {dropped} {what} bound to {record.name}.")
 
 
 @cert.command("renew-server")

@@ -21,6 +21,7 @@ import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hagate.credentials.extract import KINDS, Credential
 from hagate.errors import HagateError
@@ -71,6 +72,18 @@ class Binding:
             "used_asn": self.used_asn,
             "used_country": self.used_country,
         }
+
+
+def empty_summary() -> dict[str, Any]:
+    """A certificate's credentials as `summaries` gives them, when it holds none."""
+    return {
+        "total": 0,
+        **dict.fromkeys(KINDS, 0),
+        "last_used": None,
+        "last_used_ip": None,
+        "last_used_asn": None,
+        "last_used_country": None,
+    }
 
 
 class Bindings:
@@ -142,6 +155,8 @@ class Bindings:
         """Drop the certificate's bindings (of one kind); how many."""
         if kind is not None and kind not in KINDS:
             raise HagateError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
+        if not self.path.exists():
+            return 0
         with self._db() as db:
             if kind is None:
                 cur = db.execute("DELETE FROM bindings WHERE cert_sha256 = ?", (cert_sha256,))
@@ -161,6 +176,36 @@ class Bindings:
                 (cert_sha256, now - EXPIRE_AFTER),
             ).fetchall()
         return [Binding(*r) for r in rows]
+
+    def summaries(self, now: float | None = None) -> dict[str, dict[str, Any]]:
+        """Per certificate (by SHA-256): how many credentials of each kind it holds, and the
+        last use of one without the certificate (`cert list`, the console)."""
+        now = time.time() if now is None else now
+        if not self.path.exists():
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT cert_sha256, kind, COUNT(*) FROM bindings WHERE seen > ?"
+                " GROUP BY cert_sha256, kind",
+                (now - EXPIRE_AFTER,),
+            ).fetchall()
+            for sha256, kind, count in rows:
+                entry = out.setdefault(sha256, empty_summary())
+                entry[kind] = count
+                entry["total"] += count
+            for sha256, used, ip, asn, country in db.execute(
+                "SELECT cert_sha256, used, used_ip, used_asn, used_country FROM bindings b"
+                " WHERE used = (SELECT MAX(used) FROM bindings WHERE cert_sha256 = b.cert_sha256"
+                " AND seen > ?)",
+                (now - EXPIRE_AFTER,),
+            ):
+                if sha256 in out:
+                    out[sha256].update(
+                        last_used=used, last_used_ip=ip, last_used_asn=asn,
+                        last_used_country=country,
+                    )  # fmt: skip
+        return out
 
     def expire(self, now: float | None = None) -> int:
         now = time.time() if now is None else now

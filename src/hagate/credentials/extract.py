@@ -155,3 +155,18 @@ def websocket_auth(message: bytes) -> Credential | None:
     token = data.get("access_token")
     issuer = refresh_id_of_jwt(token) if isinstance(token, str) else None
     return Credential(WEBSOCKET, digest("login", issuer)) if issuer is not None else None
+
+
+def webhook_in_registration(body: bytes) -> Credential | None:
+    """The webhook id Home Assistant gave a device registering with the mobile_app
+    integration (`POST /api/mobile_app/registrations` answers `{"webhook_id": ...}`)."""
+    if len(body) > MAX_JSON:
+        return None
+    try:
+        answer = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    hook = answer.get("webhook_id") if isinstance(answer, dict) else None
+    if not isinstance(hook, str) or not _WEBHOOK_ID.fullmatch(hook):
+        return None
+    return Credential(WEBHOOK, digest("webhook", hook))

@@ -163,6 +163,19 @@ class Channel(asyncio.Protocol):
             await self._wait(deadline)
         return True
 
+    async def wait_more(self, deadline: float | None = None) -> None:
+        """Wait for bytes beyond those buffered now (or EOF); TimeoutError past `deadline`."""
+        if not self.eof:
+            await self._wait(deadline)
+
+    async def wait_buffered(self, n: int, deadline: float | None = None) -> bool:
+        """Wait until `n` bytes are buffered, leaving them there; False at EOF before that."""
+        while len(self.buffer) < n:
+            if self.eof:
+                return False
+            await self._wait(deadline)
+        return True
+
     def take(self, n: int) -> bytes | bytearray | None:
         """`read` without waiting: up to `n` buffered bytes, or None when none are buffered
         (and not at EOF). Saves a coroutine when the bytes are already here."""

@@ -50,6 +50,16 @@ class Inventory:
             self._refresh()
         return self._by_sha.get(sha256)
 
+    def holder(self, sha256: str) -> str | None:
+        """The certificate's name while it is valid (not revoked, in date), else None."""
+        record = self.lookup(sha256)
+        return record.name if record is not None and _valid(record) else None
+
+    def valid_names(self) -> list[str]:
+        if not self._fresh:
+            self._refresh()
+        return sorted({r.name for r in self._by_sha.values() if _valid(r)})
+
     def _refresh(self) -> None:
         try:
             asyncio.get_running_loop().call_soon(self._stale)
@@ -69,6 +79,13 @@ class Inventory:
             if records is not None:
                 self._by_sha = {r.sha256: r for r in records}
                 self._stamp = stamp
+
+
+def _valid(record: CertRecord) -> bool:
+    now = time.time()
+    return (
+        not record.revoked and record.not_before.timestamp() <= now < record.not_after.timestamp()
+    )
 
 
 @dataclass

@@ -19,10 +19,13 @@ import asyncio
 import contextlib
 import ssl
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from hagate.credentials.extract import MAX_JSON
 from hagate.gateway import pages
 from hagate.gateway.channel import Channel, LimitOverrun
+from hagate.gateway.credentials import CLOSE_POLICY, NO_TAPS, Hold, Refused, Taps
 from hagate.gateway.pages import reason_phrase
 from hagate.gateway.record import Exchange, write_page
 from hagate.gateway.upstream import RESPONSE_HEAD_LIMIT, UpstreamError
@@ -52,11 +55,17 @@ _NO_BODY_STATUS = {204, 304}
 
 
 async def forward(
-    gw: Gateway, head: RequestHead, client: Channel, ex: Exchange, cert: CertState | None = None
+    gw: Gateway,
+    head: RequestHead,
+    client: Channel,
+    ex: Exchange,
+    cert: CertState | None = None,
+    taps: Taps = NO_TAPS,
 ) -> bool:
     """Forward `head` (and its body) to Home Assistant and its response to the client;
     whether the client connection carries another request. `cert`: the client's certificate,
-    whose revocation cuts an upgraded connection opened with it."""
+    whose revocation cuts an upgraded connection opened with it; `taps`: what sees the
+    credentials on the way (gateway/credentials.py)."""
     settings = gw.setup.config.gateway
     upstream_head = forwarded_head(head, ex.client_ip, gw.setup.config.hostname)
     attempts = 1 if head.has_body else 2  # a stale pooled connection gets one retry
@@ -112,10 +121,10 @@ async def forward(
         ex.answered = True
         await client.drain()
         sha256 = cert.sha256 if cert is not None and cert.verified else None
-        await _pipe(gw, client, up, ex, sha256)
+        await _pipe(gw, client, up, ex, sha256, taps, rhead)
         return False
     try:
-        upstream_done, keep_client = await _respond(gw, head, rhead, up, client, ex)
+        upstream_done, keep_client = await _respond(gw, head, rhead, up, client, ex, taps.answer)
     except BaseException:
         up.close()
         if pump is not None:
@@ -225,8 +234,10 @@ async def _respond(
     up: Channel,
     client: Channel,
     ex: Exchange,
+    tap: Callable[[bytes], None] | None = None,
 ) -> tuple[bool, bool]:
-    """Send the response; returns (upstream body read to its end, client keep-alive)."""
+    """Send the response; returns (upstream body read to its end, client keep-alive).
+    `tap` sees a body of at most MAX_JSON bytes that arrived whole in its first piece."""
     no_body = head.method == "HEAD" or rhead.status in _NO_BODY_STATUS
     keep_client = head.keep_alive and not gw.closing
     close_delimited = not no_body and not rhead.chunked and rhead.content_length is None
@@ -260,6 +271,8 @@ async def _respond(
             raise UpstreamError(504, "Home Assistant did not send the body in time") from None
         if rhead.status == 400 and data == pages.HA_UNTRUSTED_PROXY:
             return _untrusted(head, up, client, ex, keep_client), keep_client
+        if tap is not None and len(data) == rhead.content_length <= MAX_JSON:
+            tap(bytes(data))
         ex.bytes_out += len(data)
         out += data
     client.write(out)
@@ -309,16 +322,28 @@ async def _until_revoked(gw: Gateway, sha256: str, ex: Exchange) -> None:
 
 
 async def _pipe(
-    gw: Gateway, client: Channel, up: Channel, ex: Exchange, cert_sha256: str | None
+    gw: Gateway,
+    client: Channel,
+    up: Channel,
+    ex: Exchange,
+    cert_sha256: str | None,
+    taps: Taps,
+    rhead: ResponseHead,
 ) -> None:
     """After a 101: bytes both ways until either side closes (or the certificate it was
-    opened with is revoked)."""
+    opened with is revoked). A held websocket sends nothing upstream until `taps.hold` has
+    read its first message and named the certificate its token is bound to."""
 
-    async def copy(src: Channel, dst: Channel, inbound: bool) -> None:
+    async def copy(
+        src: Channel, dst: Channel, inbound: bool, first: Callable[[bytes], None] | None = None
+    ) -> None:
         try:
             while data := await src.read(CHUNK):
                 if inbound:
                     ex.bytes_in += len(data)
+                    if first is not None:
+                        first(bytes(data))
+                        first = None
                 else:
                     ex.bytes_out += len(data)
                 dst.write(data)
@@ -326,10 +351,29 @@ async def _pipe(
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
 
-    tasks = [
-        asyncio.create_task(copy(client, up, True)),
-        asyncio.create_task(copy(up, client, False)),
-    ]
+    refused: list[str] = []
+
+    async def held(hold: Hold) -> None:
+        try:
+            sha256, ex.reason = await hold(client, rhead)
+        except Refused as e:
+            refused.append(str(e))
+            return
+        inner = [
+            asyncio.create_task(copy(client, up, True)),
+            asyncio.create_task(_until_revoked(gw, sha256, ex)),
+        ]
+        try:
+            await asyncio.wait(inner, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in inner:
+                t.cancel()
+
+    tasks = [asyncio.create_task(copy(up, client, False))]
+    if taps.hold is not None:
+        tasks.append(asyncio.create_task(held(taps.hold)))
+    else:
+        tasks.append(asyncio.create_task(copy(client, up, True, taps.first)))
     if cert_sha256 is not None:
         tasks.append(asyncio.create_task(_until_revoked(gw, cert_sha256, ex)))
     metrics = gw.metrics
@@ -343,6 +387,13 @@ async def _pipe(
         up.close()
         if metrics is not None:
             metrics.websockets.dec()
+    if refused:
+        # Home Assistant's bytes have stopped (their copy is cancelled): the close goes last.
+        await asyncio.wait(tasks)
+        ex.action, ex.reason = "block", refused[0]
+        with contextlib.suppress(Exception):
+            client.write(CLOSE_POLICY)
+            await asyncio.wait_for(client.drain(), 5)
 
 
 def _body_error(task: asyncio.Task[None] | None) -> ClientBodyError | None:

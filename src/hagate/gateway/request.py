@@ -21,9 +21,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hagate.credentials.extract import tokens_in_answer
 from hagate.enrol import answer as enrol_answer
 from hagate.enrol import pages as enrol_pages
-from hagate.gateway import pages
+from hagate.gateway import credentials, pages
 from hagate.gateway.channel import Channel
 from hagate.gateway.console import console_request, is_console_path
 from hagate.gateway.identity import NO_CERT, CertState, ClientCertificate
@@ -35,7 +36,8 @@ from hagate.geoip import Location
 from hagate.http1.bodies import ClientBodyError, UpstreamBodyError
 from hagate.http1.heads import HeadError, RequestHead, parse_request_head
 from hagate.http1.state import ConnState, after_exchange
-from hagate.rules.ruleset import Decision
+from hagate.rules.fields import reads_credentials
+from hagate.rules.ruleset import Decision, RateLimitRule
 
 if TYPE_CHECKING:
     from hagate.gateway.server import Gateway
@@ -69,6 +71,12 @@ async def serve_request(gw: Gateway, conn: Conn, client: Channel, head_bytes: by
     ex.user_agent = head.user_agent
     wants_html = "text/html" in head.accept
     cert = conn.cert.state(gw.inventory) if conn.cert else NO_CERT
+    claim: credentials.Claim | None = None
+    if gw.binder is not None:
+        if cert.verified:
+            credentials.bind_head(gw, head, cert)
+        elif reads_credentials(setup.ruleset.fields_used):
+            claim = await credentials.claim_of_head(gw, head)
 
     verdict = judge(
         head,
@@ -80,6 +88,7 @@ async def serve_request(gw: Gateway, conn: Conn, client: Channel, head_bytes: by
         conn.port,
         conn.location,
         cert,
+        extra=claim.fields() if claim is not None else None,
     )
     outcome = verdict.outcome
     if outcome is Outcome.WRONG_HOST:
@@ -110,6 +119,15 @@ async def serve_request(gw: Gateway, conn: Conn, client: Channel, head_bytes: by
             _record_use(gw, cert.sha256, ex)
     decision = verdict.decision
     assert decision is not None
+    if claim is not None and decision.blocked and not isinstance(decision.rule, RateLimitRule):
+        # What a form or a websocket's first message carries, read only now.
+        later = await credentials.look_further(gw, client, head, conn, cert, claim, decision)
+        if later is None:
+            await refuse(gw, client, conn, ex, 408, "the /auth/token form did not arrive")
+            return False
+        decision = later
+    if claim is not None and claim.found is not None:
+        ex.reason = claim.found.words()
     if decision.logged:
         ex.rule = "; ".join(r.description or f"#{r.number}" for r in decision.logged)
     if decision.blocked:
@@ -126,7 +144,34 @@ async def serve_request(gw: Gateway, conn: Conn, client: Channel, head_bytes: by
     if decision.rule is not None:
         ex.rule = decision.rule.description or f"#{decision.rule.number}"
         ex.action = "skip"
-    return await _forward(gw, client, conn, ex, head, cert, wants_html)
+    if claim is not None:
+        taps = credentials.Taps(hold=claim.hold)
+    elif cert.verified:
+        taps = _taps_of_verified(gw, client, head, cert)
+    else:
+        taps = credentials.NO_TAPS
+    try:
+        return await _forward(gw, client, conn, ex, head, cert, wants_html, taps)
+    finally:
+        if claim is not None and ex.action != "block":
+            credentials.note_use(gw, claim, conn)
+
+
+def _taps_of_verified(
+    gw: Gateway, client: Channel, head: RequestHead, cert: CertState
+) -> credentials.Taps:
+    """What binds the credentials of a verified request's body, answer or first message."""
+    path = head.target.path
+    if head.method == "POST" and path == credentials.TOKEN_PATH:
+        credentials.bind_form(gw, client, head, cert)
+        return credentials.Taps(answer=credentials.answer_tap(gw, cert, tokens_in_answer))
+    if head.method == "POST" and path == credentials.REGISTRATION_PATH:
+        return credentials.Taps(
+            answer=credentials.answer_tap(gw, cert, credentials.registration_answer)
+        )
+    if head.websocket and path == credentials.WEBSOCKET_PATH:
+        return credentials.Taps(first=credentials.first_message_tap(gw, cert))
+    return credentials.NO_TAPS
 
 
 async def _forward(
@@ -137,12 +182,13 @@ async def _forward(
     head: RequestHead,
     cert: CertState,
     wants_html: bool,
+    taps: credentials.Taps,
 ) -> bool:
     """Proxy an allowed request to Home Assistant; its failures become pages or cuts, and
     each its row."""
     keep = False
     try:
-        keep = await forward(gw, head, client, ex, cert)
+        keep = await forward(gw, head, client, ex, cert, taps)
     except (UpstreamError, UpstreamBodyError) as e:
         # Home Assistant's fault, never the client's: a page while nothing was sent yet.
         ex.action, ex.reason = "upstream_error", e.reason
@@ -194,7 +240,7 @@ async def _block(
     ex.rule = rule.description or f"#{rule.number}"
     mentions_cert = "cf.tls_client_auth" in rule.expression
     problem = cert.problem if mentions_cert else None
-    ex.reason = problem
+    ex.reason = "; ".join(words for words in (problem, ex.reason) if words) or None
     write_page(
         client,
         ex,

@@ -23,6 +23,7 @@ from cryptography import x509
 from hagate.acme.follow import FollowedContext
 from hagate.acme.store import AcmeFiles
 from hagate.config import Config
+from hagate.credentials.binder import Binder
 from hagate.enrol.service import Enrolments
 from hagate.events.store import EventStore
 from hagate.gateway.console import ConsolePass
@@ -56,8 +57,10 @@ class Gateway:
         acme_files: AcmeFiles | None = None,
         enrolments: Enrolments | None = None,
         console: ConsolePass | None = None,
+        binder: Binder | None = None,
     ) -> None:
         self.setup = setup
+        self.binder = binder  # Home Assistant credentials bound to certificates
         self.enrolments = enrolments  # the one-time enrolment links (/.hagate/enrol/...)
         self.console = console  # the console for admin certificates (/.hagate/console/...)
         self.contexts = contexts

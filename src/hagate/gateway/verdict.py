@@ -15,7 +15,9 @@ from __future__ import annotations
 import enum
 import ipaddress
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from hagate.enrol.answer import is_gateway_path
 from hagate.gateway.identity import CertState
@@ -51,6 +53,7 @@ def judge(
     location: Location,
     cert: CertState,
     now: int | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Verdict:
     """What the gateway does with `head`, which parse_request_head has already vetted."""
     if head.host_name != hostname or (sni is not None and sni.lower().rstrip(".") != hostname):
@@ -62,7 +65,7 @@ def judge(
         return Verdict(Outcome.GATEWAY_PATH, reason="the gateway's own path")
     if max_body_bytes and (head.content_length or 0) > max_body_bytes:
         return Verdict(Outcome.TOO_LARGE, reason="the request body is too large")
-    decision = decide(ruleset, head, ip, port, location, cert, now)
+    decision = decide(ruleset, head, ip, port, location, cert, now, extra)
     return Verdict(Outcome.BLOCK if decision.blocked else Outcome.FORWARD, decision)
 
 
@@ -74,8 +77,12 @@ def decide(
     location: Location,
     cert: CertState,
     now: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+    count: bool = True,
 ) -> Decision:
-    """The rule set's verdict on one request (only the fields its rules read are made)."""
+    """The rule set's verdict on one request (only the fields its rules read are made);
+    `extra`: hagate's own fields (a credential carried without a certificate); without
+    `count`, a question asked of the rules that rate limits do not count."""
     values = request_fields(
         client_ip=ip,
         method=head.method,
@@ -87,8 +94,8 @@ def decide(
         asn=location.asn,
         country=location.country,
         continent=location.continent,
-        tls=cert.fields,
+        tls={**cert.fields, **extra} if extra else cert.fields,
         timestamp=int(time.time()) if now is None else now,
         only=ruleset.fields_used,
     )
-    return ruleset.evaluate(values)
+    return ruleset.evaluate(values) if count else ruleset.explain(values)[1]

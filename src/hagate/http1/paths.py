@@ -26,6 +26,7 @@ _FORBIDDEN_DECODED = frozenset(b"/\\?#") | frozenset(range(0x20)) | {0x7F}
 _HEX = frozenset(string.hexdigits)
 _ENCODE = {b: chr(b) if chr(b) in _PCHAR else f"%{b:02X}" for b in range(256)}
 MAX_TARGET = 8192
+WEBHOOK_PREFIX = "/api/webhook/"
 # A path that normalisation leaves as it is: pchar segments without escapes, none of them
 # "." or "..", no empty segment but a trailing one.
 _SIMPLE_PATH = re.compile(r"(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9\-._~!$&'()*+,;=:@]+)*/?")
@@ -48,8 +49,12 @@ class Target:
     @property
     def loggable(self) -> str:
         """The target as events and log lines show it: query values that carry secrets
-        (Home Assistant's signed paths, camera tokens, OAuth codes) are replaced."""
-        return f"{self.path}?{redact_query(self.query)}" if self.query else self.path
+        (Home Assistant's signed paths, camera tokens, OAuth codes) are replaced, and so is a
+        webhook id (whoever knows it may call the webhook)."""
+        path = self.path
+        if path.startswith(WEBHOOK_PREFIX) and len(path) > len(WEBHOOK_PREFIX):
+            path = WEBHOOK_PREFIX + "…"
+        return f"{path}?{redact_query(self.query)}" if self.query else path
 
 
 # Query parameters whose values are secrets: HA's `authSig` (signed paths) and camera proxy

@@ -254,6 +254,11 @@ class Authority:
             record.reason = reason
             write_inventory(self.state / st.INVENTORY_NAME, records)
             self._write_crl(ca, records)
+        # What the certificate earned goes with it (the gateway stops honouring it as soon as
+        # the inventory says revoked; this drops it from the file).
+        from hagate.credentials.bindings import Bindings
+
+        Bindings(self.state).unbind(record.sha256)
         return record
 
     def _write_crl(self, ca: certs.Issued, records: list[CertRecord]) -> None:

@@ -75,6 +75,20 @@ _DEFS = [
     FieldDef("ip.src.is_in_european_union", BOOL, False, "the country is in the EU"),
     FieldDef("cf.edge.server_port", INT, 0, "the port the client connected to"),
     FieldDef("ssl", BOOL, False, "the client connection is encrypted"),
+    # hagate's own: a Home Assistant credential carried without a certificate
+    FieldDef(
+        "hagate.credential.bound",
+        BOOL,
+        False,
+        "it is bound to a valid certificate (it came with it before)",
+    ),
+    FieldDef("hagate.credential.cert_name", STRING, "", "the certificate it is bound to"),
+    FieldDef(
+        "hagate.credential.kind",
+        STRING,
+        "",
+        "access_token, refresh_token, webhook or websocket",
+    ),
 ]
 
 FIELDS: dict[str, FieldDef] = {f.name: f for f in _DEFS}
@@ -96,6 +110,16 @@ GEOIP_DATABASE: dict[str, str] = {
     "ip.src.continent": "country_db",
     "ip.src.is_in_european_union": "country_db",
 }
+
+
+CREDENTIAL_FIELDS = frozenset(
+    {"hagate.credential.bound", "hagate.credential.cert_name", "hagate.credential.kind"}
+)
+
+
+def reads_credentials(names: frozenset[str] | None) -> bool:
+    """Whether rules reading these fields need a credential looked up (None: any field)."""
+    return names is None or not CREDENTIAL_FIELDS.isdisjoint(names)
 
 
 def databases_read(names: frozenset[str] | None) -> set[str]:

@@ -33,6 +33,8 @@ class Preset:
                 f"the {self.name} preset needs the networks your devices use: --asn N (repeat"
                 " it), e.g. your home and mobile providers' ASNs (`hagate events top --by asn`)"
             )
+        if asns and "{asns}" not in EXPRESSIONS[self.name]:
+            raise HagateError(f"the {self.name} preset names no networks: it takes no --asn")
         # The caller's networks sorted and once each; the preset's own in their stated order.
         nets = " ".join(str(a) for a in (sorted(set(asns)) if asns else self.default_asns))
         return EXPRESSIONS[self.name].format(asns=nets)
@@ -59,6 +61,15 @@ EXPRESSIONS = {
         '(http.request.method eq "POST" and http.request.uri.path eq "/auth/token"'
         " and ip.src.asnum in {{{asns}}})"
     ),
+    "bound-apps": (
+        "(hagate.credential.bound and ("
+        '(hagate.credential.kind eq "access_token" and starts_with(http.request.uri.path, "/api/"))'
+        ' or (hagate.credential.kind eq "websocket" and http.request.uri.path eq "/api/websocket")'
+        ' or (hagate.credential.kind eq "webhook"'
+        ' and starts_with(http.request.uri.path, "/api/webhook/"))'
+        ' or (hagate.credential.kind eq "refresh_token" and http.request.method eq "POST"'
+        ' and http.request.uri.path eq "/auth/token")))'
+    ),
     "google-assistant": (
         '(http.request.method eq "POST" and http.request.uri.path in'
         ' {{"/api/google_assistant" "/auth/token"}} and ip.src.asnum in {{{asns}}})'
@@ -80,6 +91,13 @@ PRESETS = {
             " certificate)",
             "Android companion app from your networks (preset android-companion)",
             needs_asns=True,
+        ),
+        Preset(
+            "bound-apps",
+            "the companion apps' calls without a certificate (watch, widgets, background) that"
+            " carry Home Assistant credentials a certificate earned, on the apps' paths only",
+            "Companion apps: credentials bound to a certificate (preset bound-apps)",
+            needs_asns=False,
         ),
         Preset(
             "alexa-account-linking",

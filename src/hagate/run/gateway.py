@@ -22,6 +22,8 @@ from hagate.acme.renewal import Attempt, Outcome
 from hagate.acme.renewer import Renewer
 from hagate.acme.store import AcmeFiles
 from hagate.config import Config, load_config, needs_restart, parse_listen
+from hagate.credentials.binder import Binder
+from hagate.credentials.bindings import Bindings
 from hagate.enrol.service import Enrolments
 from hagate.errors import HagateError
 from hagate.eventloop import bind, run_event_loop
@@ -70,15 +72,17 @@ async def serve_socket(
 def build_gateway(state: StateDir, setup: Setup, events: EventStore | None) -> Gateway:
     """A gateway on this state directory's certificates, inventory and enrolments."""
     acme = AcmeFiles(state) if setup.config.acme is not None else None
+    inventory = Inventory(state / INVENTORY_NAME)
     return Gateway(
         setup,
         server_contexts(state, acme.certificate_path if acme else None),
-        Inventory(state / INVENTORY_NAME),
+        inventory,
         load_cert(state / CA_CERT),
         events,
         acme,
         Enrolments(state, setup.config.hostname),
         ConsolePass(state) if setup.config.admin is not None else None,
+        Binder(Bindings(state), inventory.holder, inventory.valid_names),
     )
 
 
