@@ -134,6 +134,15 @@ class AdminSettings:
     ingress: IngressSettings | None = None
 
 
+@dataclass(frozen=True)
+class HomeAssistantSettings:
+    """`home_assistant`: how hagate reaches Home Assistant's own API (alerts, the audit, the
+    list of webhooks it registered)."""
+
+    url: str  # its API base as this host reaches it (the upstream unless given)
+    token_file: str  # a long-lived access token, read at start and on reload
+
+
 ALERT_KEYS = (
     "home_assistant",
     "repeat_after",
@@ -182,6 +191,7 @@ class Config:
     audit: AuditSettings = field(default_factory=AuditSettings)
     admin: AdminSettings | None = None
     alerts: AlertSettings | None = None
+    home_assistant: HomeAssistantSettings | None = None
     source: ConfigSource = field(default_factory=lambda: ConfigSource("<defaults>"))
 
     @property
@@ -365,6 +375,7 @@ _TOP_KEYS = {
     "audit",
     "admin",
     "alerts",
+    "home_assistant",
 }
 
 
@@ -493,11 +504,17 @@ def parse_config(text: str, name: str) -> Config:
         settings[key] = kind(value)
 
     base = Path(name).parent
+    home_assistant = None
+    if data.get("home_assistant") is not None:
+        home_assistant = _parse_home_assistant(
+            src, ("home_assistant",), data["home_assistant"], base, upstream
+        )
     return Config(
         gateway=GatewaySettings(**settings),
         audit=_parse_audit(src, data.get("audit"), base),
         admin=_parse_admin(src, data.get("admin"), "admin" in data),
-        alerts=_parse_alerts(src, data.get("alerts"), base, upstream),
+        alerts=_parse_alerts(src, data.get("alerts"), base, upstream, home_assistant),
+        home_assistant=home_assistant,
         acme=_parse_tls(src, data.get("tls"), base),
         hostname=hostname,
         upstream=upstream,
@@ -647,25 +664,46 @@ def _parse_admin(src: ConfigSource, raw: Any, present: bool) -> AdminSettings | 
     return AdminSettings(listen, ingress)
 
 
-def _parse_alerts(src: ConfigSource, raw: Any, base: Path, upstream: str) -> AlertSettings | None:
-    if raw is None:
-        return None
-    alerts = _keys(src, ("alerts",), raw, ALERT_KEYS)
-    if "home_assistant" not in alerts:
-        raise src.error(("alerts",), "missing key 'home_assistant' (with url and token_file)")
-    ha_path: Path_ = ("alerts", "home_assistant")
-    ha = _keys(src, ha_path, alerts["home_assistant"], ("url", "token_file"))
+def _parse_home_assistant(
+    src: ConfigSource, path: Path_, raw: Any, base: Path, upstream: str
+) -> HomeAssistantSettings:
+    ha = _keys(src, path, raw, ("url", "token_file"))
     if "token_file" not in ha:
-        raise src.error(ha_path, "missing key 'token_file': a file holding a long-lived token")
-    token_file = _file(src, (*ha_path, "token_file"), ha["token_file"], base, "a file path")
+        raise src.error(path, "missing key 'token_file': a file holding a long-lived token")
+    token_file = _file(src, (*path, "token_file"), ha["token_file"], base, "a file path")
     url = upstream
     if ha.get("url") is not None:
         url = _checked(
             src,
-            (*ha_path, "url"),
+            (*path, "url"),
             validate_api_url,
-            _typed(src, (*ha_path, "url"), ha["url"], str, "a URL"),
+            _typed(src, (*path, "url"), ha["url"], str, "a URL"),
         )
+    return HomeAssistantSettings(url, token_file)
+
+
+def _parse_alerts(
+    src: ConfigSource,
+    raw: Any,
+    base: Path,
+    upstream: str,
+    home_assistant: HomeAssistantSettings | None,
+) -> AlertSettings | None:
+    if raw is None:
+        return None
+    alerts = _keys(src, ("alerts",), raw, ALERT_KEYS)
+    if "home_assistant" in alerts:  # its own connection (before the top-level section was)
+        ha_path: Path_ = ("alerts", "home_assistant")
+        connection = _parse_home_assistant(src, ha_path, alerts["home_assistant"], base, upstream)
+    elif home_assistant is not None:
+        connection = home_assistant
+    else:
+        raise src.error(
+            ("alerts",),
+            "no Home Assistant to send them to: add a top-level home_assistant section"
+            " (with url and token_file)",
+        )
+    url, token_file = connection.url, connection.token_file
     burst = alerts.get("blocked_burst") or {}
     burst = _keys(src, ("alerts", "blocked_burst"), burst, ("requests", "seconds"))
     numbers: dict[str, Any] = {}
@@ -736,13 +774,17 @@ geoip:
 # admin:
 #   listen: 127.0.0.1:9464
 
+# Home Assistant's own API, for the alerts and the list of webhooks it registered (the
+# hagate.webhook.* rule fields, preset ha-webhooks). See docs/watch.md and docs/bound-apps.md.
+# home_assistant:
+#   token_file: ha-token.txt   # a long-lived access token (HA profile page, Security)
+#   # url: http://127.0.0.1:8123  (the upstream unless given)
+
 # Alerts on Home Assistant's event bus (event type hagate_alert) for what needs a person: a
 # revoked certificate presented, a burst of blocked requests, the tunnel cut off, a
-# certificate about to expire, a high-severity audit finding. See docs/watch.md.
-# alerts:
-#   home_assistant:
-#     token_file: ha-token.txt   # a long-lived access token (HA profile page, Security)
-#     # url: http://127.0.0.1:8123  (the upstream unless given)
+# certificate about to expire, a high-severity audit finding. See docs/watch.md. They go to
+# the home_assistant above.
+# alerts: {{}}
 
 # `hagate audit` reviews the whole setup. Silence a finding on purpose by its id:
 # audit:

@@ -76,6 +76,7 @@ def test_applying_changes_only_the_owned_keys_and_keeps_comments_and_rules(tmp_p
     cfg = parse_config(new, str(state / "hagate.yaml"))
     assert (cfg.hostname, cfg.upstream, cfg.listen) == ("ha.example.com", UPSTREAM, "0.0.0.0:8443")
     assert cfg.alerts is not None and cfg.alerts.url == SUPERVISOR_CORE
+    assert cfg.home_assistant is not None and cfg.home_assistant.url == SUPERVISOR_CORE
     assert cfg.audit.ignore == ("some-finding",)
     assert "# my own note about the rules" in new and "# silenced on purpose" in new
     assert "# The public name clients use" in new  # the template's comments
@@ -133,3 +134,22 @@ def test_options_file_errors_are_plain(tmp_path: Path) -> None:
         read_options(tmp_path / "options.json")
     (tmp_path / "options.json").write_text(json.dumps(RELAY))
     assert read_options(tmp_path / "options.json").hostname == "ha.example.com"
+
+
+def test_the_connection_earlier_versions_wrote_under_alerts_moves_to_the_top_level(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    assert run_hagate("init", "--hostname", "ha.example.com", "--upstream",
+                      "http://127.0.0.1:8123", state=state).code == 0  # fmt: skip
+    text = (state / "hagate.yaml").read_text() + (
+        "\nalerts:\n  home_assistant:\n    url: http://supervisor/core\n"
+        "    token_file: supervisor-token\n  repeat_after: 600  # mine\n"
+    )
+    new = apply_options(text, parse_options(RELAY), SUPERVISOR_CORE)
+    (state / "supervisor-token").write_text("t")
+    cfg = parse_config(new, str(state / "hagate.yaml"))
+    assert cfg.home_assistant is not None and cfg.home_assistant.url == SUPERVISOR_CORE
+    assert cfg.alerts is not None and cfg.alerts.url == SUPERVISOR_CORE
+    assert cfg.alerts.repeat_after == 600 and "# mine" in new
+    assert new.count("token_file: supervisor-token") == 1

@@ -285,10 +285,15 @@ def test_list_json_has_exactly_the_documented_keys(setup: Setup) -> None:
     r = setup.run("cert", "list", "--json")
     assert r.code == 0
     rows = json.loads(r.out)
-    keys = {"name", "serial", "sha256", "not_after", "status", "first_used", "last_used", "admin"}
+    keys = {"name", "serial", "sha256", "not_after", "status", "first_used", "last_used", "admin",
+            "credentials"}  # fmt: skip
     assert [set(row) for row in rows] == [keys] * 2
     assert rows[0]["first_used"] is None and rows[0]["last_used"] is None  # not used yet
     assert rows[0]["admin"] is False
+    assert rows[0]["credentials"] == {
+        "total": 0, "access_token": 0, "refresh_token": 0, "webhook": 0, "websocket": 0,
+        "last_used": None, "last_used_ip": None, "last_used_asn": None, "last_used_country": None,
+    }  # fmt: skip
     by_name = {row["name"]: row for row in rows}
     assert by_name["phone"]["status"] == "valid"
     assert by_name["tablet"]["status"] == "expiring"

@@ -89,6 +89,7 @@ def test_each_kind_of_suggestion_with_its_evidence(history: tuple[Gateway, Path]
     g, _ = history
     found = suggestions(g)
     assert [s["kind"] for s in found] == [
+        "bound-apps",
         "ios-companion",
         "alexa",
         "google",
@@ -96,7 +97,11 @@ def test_each_kind_of_suggestion_with_its_evidence(history: tuple[Gateway, Path]
         "unused-cert",
         "unused-rule",
     ]
-    ios, alexa, google, probes, certs, rules = found
+    bound, ios, alexa, google, probes, certs, rules = found
+    assert bound["evidence"][0] == (
+        "5 requests of the iOS companion app blocked without a certificate, from 2 addresses"
+    )
+    assert "hagate.credential.bound" in bound["rule"]["expression"]
     assert ios["asns"] == [6805, 3320]  # most evidence first; iPadOS counted too
     assert "3 requests of the app blocked from AS6805" in ios["evidence"][0]
     assert "your certificate holders use this network too" in ios["evidence"][1]
@@ -117,8 +122,9 @@ def test_each_kind_of_suggestion_with_its_evidence(history: tuple[Gateway, Path]
     assert "old-tablet" in certs["title"] and "phone" not in certs["title"]
     assert "'Log the old API'" in rules["title"] and "Require a client" not in rules["title"]
     table = run_hagate("events", "suggest", state=g.state)
-    assert "1. Let the iOS companion app in from AS6805, AS3320" in table.out
-    assert "apply: hagate events suggest --since 30d --apply 4 --relay-rules FILE" in table.out
+    assert "1. Let the companion apps in with the Home Assistant credentials" in table.out
+    assert "2. Let the iOS companion app in from AS6805, AS3320" in table.out
+    assert "apply: hagate events suggest --since 30d --apply 5 --relay-rules FILE" in table.out
 
 
 def test_apply_adds_the_preset_keeps_comments_and_the_gateway_takes_it(
@@ -127,7 +133,7 @@ def test_apply_adds_the_preset_keeps_comments_and_the_gateway_takes_it(
     g, _ = history
     cfg = g.state / "hagate.yaml"
     before = cfg.read_text()
-    r = run_hagate("events", "suggest", "--apply", "1", state=g.state)
+    r = run_hagate("events", "suggest", "--apply", "2", state=g.state)
     assert r.code == 0 and "Told the running gateway to reload" in r.out, r.out + r.err
     after = cfg.read_text()
     assert "# the rule every request must pass" in after and after.index(
@@ -243,13 +249,29 @@ def test_without_an_asn_database_it_says_why_it_cannot_group_the_app(tmp_path: P
         g.upstream.close()
     r = run_hagate("events", "suggest", state=g.state)
     assert r.code == 0, r.err
-    assert r.out.splitlines()[:3] == [
-        "1. 3 requests of the iOS companion app were blocked from addresses with no network "
+    # The preset that needs no network comes first; the network one says why it cannot be.
+    assert r.out.startswith("1. Let the companion apps in with the Home Assistant credentials")
+    lines = r.out.splitlines()
+    second = next(i for i, line in enumerate(lines) if line.startswith("2. "))
+    assert lines[second : second + 3] == [
+        "2. 3 requests of the iOS companion app were blocked from addresses with no network "
         "(ASN) on record",
         "     hagate.yaml names no ASN database (geoip.asn_db), so hagate cannot group them by "
         "network, and the ios-companion preset could not match",
         "     get one: `hagate geoip update` (DB-IP Lite, no account), let the app try again, "
         "then run this again",
     ]
-    nothing = run_hagate("events", "suggest", "--apply", "1", state=g.state)
+    nothing = run_hagate("events", "suggest", "--apply", "2", state=g.state)
     assert nothing.code == 1 and "nothing to apply" in nothing.err
+
+
+def test_the_bound_apps_suggestion_applied_lets_in_no_request_without_credentials(
+    history: tuple[Gateway, Path],
+) -> None:
+    g, _ = history
+    r = run_hagate("events", "suggest", "--apply", "1", state=g.state)
+    assert r.code == 0, r.err
+    assert "preset bound-apps" in (g.state / "hagate.yaml").read_text()
+    time.sleep(1)  # the reload
+    assert g.request("/api/websocket", source=MOBILE, headers={"User-Agent": IPAD}).status == 403
+    assert "bound-apps" not in [s["kind"] for s in suggestions(g)]

@@ -220,3 +220,30 @@ def test_a_full_queue_drops_the_oldest_says_so_and_counts_it(
 
     families = {f.name: f.samples[0].value for f in StateCollector(state)._alerts()}
     assert families == {"hagate_alerts_queued": 2, "hagate_alerts_dropped": 2}
+
+
+def test_a_bound_credential_used_from_a_new_place_is_an_alert_naming_its_certificate(
+    tmp_path: Path, state: StateDir
+) -> None:
+    a = Alerter(state, settings(tmp_path, "http://127.0.0.1:1"), "ha.test")
+    ledger = Ledger(state / LEDGER_NAME)
+    try:
+        # The certificate itself at home, then its login from elsewhere without it.
+        a.observe("allow", "192.0.2.1", 3320, "DE", "phone", "sha", True, False, None, now=0)
+        a.observe("skip", "198.51.100.7", 64500, "NL", None, None, False, False, "bound apps",
+                  now=1, bound_to=("phone", "sha"))  # fmt: skip
+        # The same place again, and a blocked request carrying nothing bound: no news.
+        a.observe("skip", "198.51.100.8", 64500, "NL", None, None, False, False, "bound apps",
+                  now=2, bound_to=("phone", "sha"))  # fmt: skip
+        a.observe("block", "203.0.113.9", 64501, "US", None, None, False, False, "cert", now=3)
+        while not a._queue.empty():
+            a._handle(ledger, a._queue.get_nowait())  # type: ignore[arg-type]
+        alerts = [d for _, d in ledger.pending()]
+    finally:
+        ledger.close()
+    assert [d["kind"] for d in alerts] == ["new_location"], alerts
+    assert alerts[0]["certificate"] == "phone"
+    assert alerts[0]["message"].startswith(
+        "A Home Assistant login or webhook bound to the certificate 'phone' was used without it"
+        " from a new country NL and network AS64500 for the first time (198.51.100.7"
+    )

@@ -5,9 +5,9 @@ Rules:
   1. `parse_options` checks the form as a whole and names the option that is wrong; nothing
      else is read from it.
   2. `apply_options` changes only the keys the options own (`hostname`, `upstream`, `listen`,
-     and `alerts.home_assistant` while the Supervisor's token is there) and keeps everything
-     else in the file, the rules and the comments included, as it was. It is pure: text in,
-     text out.
+     and `home_assistant` with `alerts` while the Supervisor's token is there) and keeps
+     everything else in the file, the rules and the comments included, as it was. It is pure:
+     text in, text out.
   3. Secrets (the connector token, the relay's fingerprint) stay in the options: they are
      passed to `hagate connect` in its environment and never written into hagate.yaml.
 """
@@ -131,14 +131,18 @@ def apply_options(
     if admin.get("listen") is None:  # set once; a listener the owner moved stays moved
         admin.insert(0, "listen", API_LISTEN)
     if supervisor_core is not None:
+        # Home Assistant's API through the Supervisor, for the alerts and the webhook list.
+        ha = doc.get("home_assistant")
+        if not isinstance(ha, CommentedMap):
+            ha = doc["home_assistant"] = CommentedMap()
+        ha["url"] = supervisor_core
+        ha["token_file"] = SUPERVISOR_TOKEN_FILE
         alerts = doc.get("alerts")
         if not isinstance(alerts, CommentedMap):
             alerts = doc["alerts"] = CommentedMap()
-        ha = alerts.get("home_assistant")
-        if not isinstance(ha, CommentedMap):
-            ha = alerts["home_assistant"] = CommentedMap()
-        ha["url"] = supervisor_core
-        ha["token_file"] = SUPERVISOR_TOKEN_FILE
+        own = alerts.get("home_assistant")
+        if isinstance(own, CommentedMap) and own.get("token_file") == SUPERVISOR_TOKEN_FILE:
+            del alerts["home_assistant"]  # what earlier versions wrote: now the top level's
     out = io.StringIO()
     y.dump(doc, out)
     return out.getvalue()

@@ -10,7 +10,8 @@ from hagate.cli.rules import rules
 
 @rules.group("preset")
 def preset_group() -> None:
-    """Rules for the companion apps, Alexa and Google Assistant: list, show, add."""
+    """Rules for the companion apps, Home Assistant's webhooks, Alexa and Google Assistant:
+    list, show, add."""
 
 
 @preset_group.command("list")
@@ -19,7 +20,7 @@ def preset_list() -> None:
     from hagate.rules.presets import PRESETS
 
     for p in PRESETS.values():
-        needs = " (needs --asn)" if p.needs_asns else ""
+        needs = " (needs --asn)" if p.needs_asns else " (--domain D...)" if p.takes_domains else ""
         click.echo(f"{p.name:<24}{p.summary}{needs}")
 
 
@@ -33,31 +34,45 @@ def _asn_option(fn: click.decorators.FC) -> click.decorators.FC:
     )(fn)
 
 
+def _domain_option(fn: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--domain",
+        "domains",
+        multiple=True,
+        help="Only the webhooks of this integration (e.g. telegram_bot); repeat it. For"
+        " ha-webhooks.",
+    )(fn)
+
+
 @preset_group.command("show")
 @click.argument("name")
 @_asn_option
-def preset_show(name: str, asns: tuple[int, ...]) -> None:
+@_domain_option
+def preset_show(name: str, asns: tuple[int, ...], domains: tuple[str, ...]) -> None:
     """The rule NAME would add, as YAML for `rules:`."""
     from hagate.rules.presets import preset, rule_yaml
 
-    click.echo(rule_yaml(preset(name).rule(asns)), nl=False)
+    click.echo(rule_yaml(preset(name).rule(asns, domains)), nl=False)
 
 
 @preset_group.command("add")
 @click.argument("name")
 @_asn_option
+@_domain_option
 @pass_ctx
-def preset_add(ctx: Context, name: str, asns: tuple[int, ...]) -> None:
+def preset_add(ctx: Context, name: str, asns: tuple[int, ...], domains: tuple[str, ...]) -> None:
     """Add the rule NAME to hagate.yaml, above the certificate rule (comments are kept)."""
     from hagate.config import load_config
     from hagate.configedit import insert_rule
     from hagate.rules.presets import preset
     from hagate.run.pidfile import reload_running
-    from hagate.watch.rulecheck import refuse_without_geoip
+    from hagate.watch.rulecheck import refuse_without_geoip, refuse_without_home_assistant
 
-    rule = preset(name).rule(asns)
+    rule = preset(name).rule(asns, domains)
     path = ctx.state.require().config_path
-    refuse_without_geoip(name, rule, load_config(path))  # before any edit
+    cfg = load_config(path)
+    refuse_without_geoip(name, rule, cfg)  # before any edit
+    refuse_without_home_assistant(name, rule, cfg)
     backup = insert_rule(path, rule)
     click.echo(f"Added {rule['description']!r} to {path} (the old file is {backup.name})")
     reloaded = reload_running(ctx.state)

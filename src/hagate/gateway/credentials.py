@@ -28,6 +28,7 @@ from hagate.credentials.frames import FirstMessage, FrameError, first_message
 from hagate.gateway.identity import CertState
 from hagate.gateway.verdict import decide
 from hagate.http1.heads import RequestHead, ResponseHead
+from hagate.rules.fields import reads_webhooks
 from hagate.rules.ruleset import Decision
 
 if TYPE_CHECKING:
@@ -56,6 +57,33 @@ class Claim:
 
     def fields(self) -> dict[str, Any] | None:
         return self.found.fields() if self.found is not None else None
+
+
+def extra_fields(gw: Gateway, head: RequestHead, claim: Claim | None) -> dict[str, Any] | None:
+    """hagate's own fields for the rules: the credential's, and the webhook's when the rules
+    read them and the request is to a webhook's path."""
+    extra = claim.fields() if claim is not None else None
+    webhooks = gw.webhooks
+    path = head.target.path
+    if (
+        webhooks is not None
+        and path.startswith(extract.WEBHOOK_PREFIX)
+        and reads_webhooks(gw.setup.ruleset.fields_used)
+    ):
+        fields = webhooks.fields(path, head.method)
+        if fields is not None:
+            extra = {**extra, **fields} if extra else fields
+    return extra
+
+
+def webhook_words(gw: Gateway, head: RequestHead) -> str | None:
+    """For the event of a request to a webhook Home Assistant registered: whose it is."""
+    webhooks = gw.webhooks
+    path = head.target.path
+    if webhooks is None or not path.startswith(extract.WEBHOOK_PREFIX):
+        return None
+    domain = webhooks.domain_of(path)
+    return f"a webhook of {domain} registered in Home Assistant" if domain else None
 
 
 def in_head(head: RequestHead) -> Credential | None:
@@ -96,7 +124,13 @@ async def look_further(
             return decision
         claim.found = await binder.find(carried)
         return decide(
-            gw.setup.ruleset, head, conn.ip, conn.port, conn.location, cert, extra=claim.fields()
+            gw.setup.ruleset,
+            head,
+            conn.ip,
+            conn.port,
+            conn.location,
+            cert,
+            extra=extra_fields(gw, head, claim),
         )
     pending = may_hold(gw, head, conn, cert)
     if pending is None:
@@ -221,8 +255,9 @@ def may_hold(gw: Gateway, head: RequestHead, conn: Conn, cert: CertState) -> Dec
     return None
 
 
-# A held websocket's wait: the certificate whose revocation cuts it, and words for its event.
-Hold = Callable[["Channel", ResponseHead], Awaitable[tuple[str, str]]]
+# A held websocket's wait: the certificate whose revocation cuts it, words for its event, and
+# the certificate's name.
+Hold = Callable[["Channel", ResponseHead], Awaitable[tuple[str, str, str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +280,7 @@ def websocket_hold(
     """The wait for a held websocket's first message: returns the certificate whose
     revocation then cuts it, or raises Refused."""
 
-    async def hold(client: Channel, rhead: ResponseHead) -> tuple[str, str]:
+    async def hold(client: Channel, rhead: ResponseHead) -> tuple[str, str, str]:
         binder = gw.binder
         assert binder is not None
         extensions = (rhead.get("sec-websocket-extensions") or "").lower()
@@ -263,7 +298,7 @@ def websocket_hold(
             rule = decision.rule
             which = (rule.description or f"#{rule.number}") if rule else "the rules"
             raise Refused(f"websocket closed before Home Assistant: {which} blocked it")
-        return found.binding.cert_sha256, found.words()
+        return found.binding.cert_sha256, found.words(), found.cert_name
 
     return hold
 

@@ -355,7 +355,8 @@ async def _pipe(
 
     async def held(hold: Hold) -> None:
         try:
-            sha256, ex.reason = await hold(client, rhead)
+            sha256, ex.reason, name = await hold(client, rhead)
+            ex.bound_to = (name, sha256)
         except Refused as e:
             refused.append(str(e))
             return

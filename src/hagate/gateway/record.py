@@ -65,6 +65,8 @@ class Exchange:
     bytes_out: int = 0
     location: Location | None = None  # when already looked up
     answered: bool = False  # a response head has gone to the client: nothing more may follow
+    # Let in without a certificate by a credential bound to one: (its name, its SHA-256).
+    bound_to: tuple[str, str] | None = None
 
 
 class Recorder:
@@ -120,6 +122,7 @@ class Recorder:
                 cert.verified,
                 bool(cert.fields.get(REVOKED_FIELD)),
                 ex.rule,
+                bound_to=ex.bound_to if ex.action != "block" else None,
             )
 
     def note(self, action: str, reason: str, sni: str | None = None) -> None:

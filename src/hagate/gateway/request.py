@@ -88,7 +88,7 @@ async def serve_request(gw: Gateway, conn: Conn, client: Channel, head_bytes: by
         conn.port,
         conn.location,
         cert,
-        extra=claim.fields() if claim is not None else None,
+        extra=credentials.extra_fields(gw, head, claim),
     )
     outcome = verdict.outcome
     if outcome is Outcome.WRONG_HOST:
@@ -128,6 +128,11 @@ async def serve_request(gw: Gateway, conn: Conn, client: Channel, head_bytes: by
         decision = later
     if claim is not None and claim.found is not None:
         ex.reason = claim.found.words()
+        binding = claim.found.binding
+        if binding is not None:
+            ex.bound_to = (claim.found.cert_name, binding.cert_sha256)
+    elif gw.webhooks is not None:
+        ex.reason = credentials.webhook_words(gw, head)
     if decision.logged:
         ex.rule = "; ".join(r.description or f"#{r.number}" for r in decision.logged)
     if decision.blocked:

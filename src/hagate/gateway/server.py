@@ -24,6 +24,7 @@ from hagate.acme.follow import FollowedContext
 from hagate.acme.store import AcmeFiles
 from hagate.config import Config
 from hagate.credentials.binder import Binder
+from hagate.credentials.webhooks import WebhookList
 from hagate.enrol.service import Enrolments
 from hagate.events.store import EventStore
 from hagate.gateway.console import ConsolePass
@@ -61,6 +62,7 @@ class Gateway:
     ) -> None:
         self.setup = setup
         self.binder = binder  # Home Assistant credentials bound to certificates
+        self.webhooks: WebhookList | None = None  # the webhooks Home Assistant registered
         self.enrolments = enrolments  # the one-time enrolment links (/.hagate/enrol/...)
         self.console = console  # the console for admin certificates (/.hagate/console/...)
         self.contexts = contexts

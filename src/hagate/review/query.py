@@ -223,6 +223,20 @@ def blocked_app_requests(db: sqlite3.Connection, since: float) -> list[tuple[int
     ]
 
 
+def blocked_webhook_calls(db: sqlite3.Connection, since: float) -> list[tuple[str, str, int]]:
+    """(reason, client, count) of blocked requests to a webhook that the gateway found in Home
+    Assistant's list (their reason names its integration)."""
+    return [
+        tuple(r)
+        for r in db.execute(
+            "SELECT reason, client_ip, count(*) FROM events WHERE time >= ? AND action = 'block'"
+            " AND path = '/api/webhook/…' AND instr(reason, 'registered in Home Assistant') > 0"
+            " GROUP BY reason, client_ip",
+            (since,),
+        )
+    ]
+
+
 def certificate_networks(db: sqlite3.Connection, since: float) -> set[int]:
     """The ASNs certificate holders were let in from."""
     return {

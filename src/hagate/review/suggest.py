@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +31,8 @@ ASN_WIDE = 3  # probing addresses in one AS, none ever let in, before the AS its
 
 @dataclass
 class Suggestion:
-    kind: str  # ios-companion(-no-network), android-companion(-no-network), alexa, google,
-    # probes, unused-cert, unused-rule
+    kind: str  # bound-apps, ios-companion(-no-network), android-companion(-no-network),
+    # ha-webhooks, alexa, google, probes, unused-cert, unused-rule
     title: str
     evidence: list[str]
     rule: dict[str, str] | None = None  # for hagate.yaml, above the certificate rule
@@ -103,6 +103,79 @@ def _companion(
             )
         )
     return out
+
+
+def _bound_apps(db: sqlite3.Connection, since: float, existing: set[str]) -> list[Suggestion]:
+    """The companion apps' requests blocked without a certificate: what the watch, widgets and
+    background refresh send. The credentials a certificate earned let them in, on the apps'
+    paths, from any network: no user agent or network to trust."""
+    if PRESETS["bound-apps"].description in existing:
+        return []
+    requests: Counter[str] = Counter()
+    sources: dict[str, set[str]] = defaultdict(set)
+    for _asn, ua, ip, n in query.blocked_app_requests(db, since):
+        app = "iOS" if _apple(ua or "") else "Android" if _android(ua or "") else None
+        if app is not None:
+            requests[app] += n
+            sources[app].add(ip)
+    if not requests:
+        return []
+    evidence = [
+        f"{requests[app]} requests of the {app} companion app blocked without a certificate,"
+        f" from {_addresses(len(sources[app]))}"
+        for app in sorted(requests)
+    ]
+    evidence.append(
+        "with the preset they get in only with a Home Assistant login, refresh token or webhook"
+        " that a certificate earned, on the apps' paths; no user agent or network is trusted"
+    )
+    return [
+        Suggestion(
+            "bound-apps",
+            "Let the companion apps in with the Home Assistant credentials their certificate"
+            " earned (preset bound-apps)",
+            evidence,
+            rule=PRESETS["bound-apps"].rule(),
+        )
+    ]
+
+
+def _addresses(n: int) -> str:
+    return f"{n} address{'es' if n != 1 else ''}"
+
+
+_WEBHOOK_OF = re.compile(r"a webhook of ([a-z0-9_]+) registered in Home Assistant")
+
+
+def _webhooks(db: sqlite3.Connection, since: float, existing: set[str]) -> list[Suggestion]:
+    """Blocked calls of webhooks Home Assistant registered (Telegram, Netatmo...): the preset
+    limited to the integrations named."""
+    if PRESETS["ha-webhooks"].description in existing:
+        return []
+    calls: Counter[str] = Counter()
+    sources: dict[str, set[str]] = defaultdict(set)
+    for reason, ip, n in query.blocked_webhook_calls(db, since):
+        found = _WEBHOOK_OF.search(reason or "")
+        if found is not None and found.group(1) != "mobile_app":  # the apps': bound-apps
+            calls[found.group(1)] += n
+            sources[found.group(1)].add(ip)
+    if not calls:
+        return []
+    domains = sorted(calls)
+    evidence = [
+        f"{calls[d]} calls of {d}'s webhooks blocked, from {_addresses(len(sources[d]))}"
+        for d in domains
+    ]
+    return [
+        Suggestion(
+            "ha-webhooks",
+            f"Let the webhooks Home Assistant registered for {', '.join(domains)} in without a"
+            f" certificate (preset ha-webhooks {' '.join('--domain ' + d for d in domains)})",
+            evidence,
+            rule=PRESETS["ha-webhooks"].rule(domains=tuple(domains)),
+            data={"domains": domains},
+        )
+    ]
 
 
 def _unplaced(preset: str, n: int, asn_db: bool) -> Suggestion:
@@ -248,7 +321,9 @@ def suggest(
     ASN database."""
     existing = set(existing_rules)
     return [
+        *_bound_apps(db, since, existing),
         *_companion(db, since, existing, asn_db),
+        *_webhooks(db, since, existing),
         *_cloud(db, since, existing),
         *_probes(db, since),
         *_unused(db, since, live_certs, existing_rules),

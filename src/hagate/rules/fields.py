@@ -89,6 +89,13 @@ _DEFS = [
         "",
         "access_token, refresh_token, webhook or websocket",
     ),
+    FieldDef(
+        "hagate.webhook.registered",
+        BOOL,
+        False,
+        "a webhook Home Assistant registered, callable from outside, with this method",
+    ),
+    FieldDef("hagate.webhook.domain", STRING, "", "the integration the webhook belongs to"),
 ]
 
 FIELDS: dict[str, FieldDef] = {f.name: f for f in _DEFS}
@@ -117,9 +124,17 @@ CREDENTIAL_FIELDS = frozenset(
 )
 
 
+WEBHOOK_FIELDS = frozenset({"hagate.webhook.registered", "hagate.webhook.domain"})
+
+
 def reads_credentials(names: frozenset[str] | None) -> bool:
     """Whether rules reading these fields need a credential looked up (None: any field)."""
     return names is None or not CREDENTIAL_FIELDS.isdisjoint(names)
+
+
+def reads_webhooks(names: frozenset[str] | None) -> bool:
+    """Whether rules reading these fields need Home Assistant's webhook list."""
+    return names is None or not WEBHOOK_FIELDS.isdisjoint(names)
 
 
 def databases_read(names: frozenset[str] | None) -> set[str]:

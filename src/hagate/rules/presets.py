@@ -10,6 +10,7 @@ Rules:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from hagate.errors import HagateError
@@ -26,8 +27,20 @@ class Preset:
     description: str  # the rule's description in hagate.yaml
     needs_asns: bool
     default_asns: tuple[int, ...] = ()
+    takes_domains: bool = False  # limited to named Home Assistant integrations on request
 
-    def expression(self, asns: tuple[int, ...] = ()) -> str:
+    def expression(self, asns: tuple[int, ...] = (), domains: tuple[str, ...] = ()) -> str:
+        if domains and not self.takes_domains:
+            raise HagateError(f"the {self.name} preset takes no --domain")
+        if domains:
+            bad = [d for d in domains if not _DOMAIN.fullmatch(d)]
+            if bad:
+                raise HagateError(
+                    f"{bad[0]!r} is not an integration's domain (lower-case letters, digits"
+                    " and _, as in telegram_bot)"
+                )
+            names = " ".join(f'"{d}"' for d in sorted(set(domains)))
+            return EXPRESSIONS[self.name + "/domains"].format(domains=names)
         if self.needs_asns and not asns:
             raise HagateError(
                 f"the {self.name} preset needs the networks your devices use: --asn N (repeat"
@@ -39,14 +52,15 @@ class Preset:
         nets = " ".join(str(a) for a in (sorted(set(asns)) if asns else self.default_asns))
         return EXPRESSIONS[self.name].format(asns=nets)
 
-    def rule(self, asns: tuple[int, ...] = ()) -> dict[str, str]:
+    def rule(self, asns: tuple[int, ...] = (), domains: tuple[str, ...] = ()) -> dict[str, str]:
         return {
             "description": self.description,
-            "expression": self.expression(asns),
+            "expression": self.expression(asns, domains),
             "action": "skip",
         }
 
 
+_DOMAIN = re.compile(r"[a-z0-9_]{1,64}")
 _APPLE = " or ".join(f'http.user_agent contains "; {os} "' for os in APPLE_OSES)
 EXPRESSIONS = {
     "ios-companion": (
@@ -70,6 +84,9 @@ EXPRESSIONS = {
         ' or (hagate.credential.kind eq "refresh_token" and http.request.method eq "POST"'
         ' and http.request.uri.path eq "/auth/token")))'
     ),
+    # The companion apps' own webhooks are left to bound-apps (bound to their certificate).
+    "ha-webhooks": '(hagate.webhook.registered and hagate.webhook.domain ne "mobile_app")',
+    "ha-webhooks/domains": "(hagate.webhook.registered and hagate.webhook.domain in {{{domains}}})",
     "google-assistant": (
         '(http.request.method eq "POST" and http.request.uri.path in'
         ' {{"/api/google_assistant" "/auth/token"}} and ip.src.asnum in {{{asns}}})'
@@ -98,6 +115,14 @@ PRESETS = {
             " carry Home Assistant credentials a certificate earned, on the apps' paths only",
             "Companion apps: credentials bound to a certificate (preset bound-apps)",
             needs_asns=False,
+        ),
+        Preset(
+            "ha-webhooks",
+            "the webhooks Home Assistant registered for calls from outside (Telegram, Netatmo,"
+            " OwnTracks, webhook triggers...), from anywhere; --domain limits it to integrations",
+            "Webhooks Home Assistant registered for outside calls (preset ha-webhooks)",
+            needs_asns=False,
+            takes_domains=True,
         ),
         Preset(
             "alexa-account-linking",

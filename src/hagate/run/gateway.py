@@ -21,9 +21,16 @@ from typing import TYPE_CHECKING, Any
 from hagate.acme.renewal import Attempt, Outcome
 from hagate.acme.renewer import Renewer
 from hagate.acme.store import AcmeFiles
-from hagate.config import Config, load_config, needs_restart, parse_listen
+from hagate.config import (
+    Config,
+    HomeAssistantSettings,
+    load_config,
+    needs_restart,
+    parse_listen,
+)
 from hagate.credentials.binder import Binder
 from hagate.credentials.bindings import Bindings
+from hagate.credentials.webhooks import WebhookList
 from hagate.enrol.service import Enrolments
 from hagate.errors import HagateError
 from hagate.eventloop import bind, run_event_loop
@@ -100,6 +107,27 @@ def follow_acme(
     gateway.acme_files = acme
     gateway.contexts = server_contexts(state, acme.certificate_path if acme else None)
     renewing[0] = start_renewer(gateway, reachable)
+
+
+def follow_webhooks(
+    gateway: Gateway,
+    state: StateDir,
+    listing: list[asyncio.Task[None] | None],
+    before: HomeAssistantSettings | None,
+) -> None:
+    """The list of webhooks Home Assistant registered, kept while `home_assistant:` is
+    configured: fetched at start, every few minutes, and again on each reload."""
+    settings = gateway.setup.config.home_assistant
+    if settings is not None and settings == before and gateway.webhooks is not None:
+        gateway.webhooks.refresh()
+        return
+    if listing[0] is not None:
+        listing[0].cancel()
+        listing[0] = None
+    gateway.webhooks = None
+    if settings is not None:
+        gateway.webhooks = WebhookList(state, settings)
+        listing[0] = asyncio.create_task(gateway.webhooks.run())
 
 
 def start_renewer(gateway: Gateway, reachable: Callable[[], bool]) -> asyncio.Task[None] | None:
@@ -190,6 +218,7 @@ async def run_gateway(
     stop = asyncio.Event()
 
     renewing: list[asyncio.Task[None] | None] = [None]
+    listing: list[asyncio.Task[None] | None] = [None]
 
     def reload() -> None:
         try:
@@ -202,6 +231,7 @@ async def run_gateway(
                 if gateway.recorder.alerts is not None:
                     gateway.recorder.alerts.close()
                 gateway.recorder.alerts = watch.alerts = start_alerts(state, after)
+            follow_webhooks(gateway, state, listing, before.home_assistant)
             if (before.upstream, before.gateway.connect_timeout) != (
                 after.upstream,
                 after.gateway.connect_timeout,
@@ -227,14 +257,16 @@ async def run_gateway(
     loop.add_signal_handler(signal.SIGHUP, reload)
     accepting = asyncio.create_task(feed(gateway, links))
     renewing[0] = start_renewer(gateway, reachable)
+    follow_webhooks(gateway, state, listing, None)
     if ready:
         ready()
     try:
         await stop.wait()
     finally:
         accepting.cancel()
-        if renewing[0] is not None:
-            renewing[0].cancel()
+        for task in (renewing[0], listing[0]):
+            if task is not None:
+                task.cancel()
         gateway.closing = True
         deadline = time.monotonic() + gateway.setup.config.gateway.drain_timeout
         while gateway.busy and time.monotonic() < deadline:

@@ -217,8 +217,10 @@ class Alerter:
         revoked: bool,
         rule: str | None,
         now: float | None = None,
+        bound_to: tuple[str, str] | None = None,
     ) -> None:
-        """One event row's worth of facts: what may become an alert."""
+        """One event row's worth of facts: what may become an alert. `bound_to`: the
+        certificate whose bound credential let the request in without it."""
         now = time.monotonic() if now is None else now
         where = {"ip": client_ip or None, "asn": asn, "country": country}
         if revoked and cert_name:
@@ -232,13 +234,16 @@ class Alerter:
                 ),
                 now,
             )
-        if verified and cert_sha256 and (asn or country):
-            key = (cert_sha256, asn, country)
+        holder = (cert_name, cert_sha256) if verified and cert_sha256 else bound_to
+        if holder is not None and holder[1] and (asn or country):
+            name, sha256 = holder
+            key = (sha256, asn, country)
             if key not in self._places:
                 if len(self._places) > BURST_TABLE_LIMIT:
                     self._places.clear()
                 self._places.add(key)
-                self._queue.put(("place", (cert_name, cert_sha256, client_ip, asn, country)))
+                place = (name, sha256, client_ip, asn, country, bound_to is not None)
+                self._queue.put(("place", place))
         if action == "block" and client_ip:
             self._burst(client_ip, asn, country, rule, now)
 
@@ -342,7 +347,7 @@ class Alerter:
         if isinstance(item, Alert):
             self.admit(ledger, item)
             return
-        _, (name, sha, ip, asn, country) = item
+        _, (name, sha, ip, asn, country, bound) = item
         new = ledger.place(sha, asn, country)
         if not new:
             return
@@ -359,8 +364,13 @@ class Alerter:
             Alert(
                 "new_location",
                 f"{name}:{asn}:{country}",
-                f"The certificate '{name}' was used from a new {what} for the first time "
-                f"({ip}{_network(asn, country)}).",
+                (
+                    f"A Home Assistant login or webhook bound to the certificate '{name}' was"
+                    f" used without it from a new {what} for the first time"
+                    if bound
+                    else f"The certificate '{name}' was used from a new {what} for the first time"
+                )
+                + f" ({ip}{_network(asn, country)}).",
                 {"ip": ip, "asn": asn, "country": country, "certificate": name},
             ),
         )

@@ -19,13 +19,15 @@ from cryptography import x509
 
 from hagate.acme.store import AcmeFiles
 from hagate.config import Config, load_config
+from hagate.credentials.bindings import Bindings
+from hagate.credentials.webhooks import read_status as read_webhook_status
 from hagate.enrol.store import FIRST_USE, EnrolmentStore
 from hagate.events.store import EVENTS_NAME
 from hagate.pki.authority import CertRecord, read_inventory
 from hagate.review.query import has_events
 from hagate.rules.ruleset import RuleSet, ruleset_from_config
 from hagate.state import INVENTORY_NAME, SERVER_CERT, StateDir
-from hagate.watch import certcheck, frontcheck, hostcheck, rulecheck, status
+from hagate.watch import certcheck, credcheck, frontcheck, hostcheck, rulecheck, status
 from hagate.watch.findings import Finding, Severity, counts, split_ignored
 
 DAY = 86400.0
@@ -188,7 +190,14 @@ def run_audit(
     findings += certcheck.check_server_certificate(
         server_certificate(state, cfg), acme_state(state, cfg), now
     )
+    findings += credcheck.check_bound_rules(ruleset, cfg.hostname)
+    findings += credcheck.check_bindings(Bindings(state).summaries(now), records)
+    findings += credcheck.check_webhook_list(
+        ruleset, cfg.home_assistant is not None, read_webhook_status(state), now
+    )
     extra = [Path(cfg.alerts.token_file)] if cfg.alerts is not None else []
+    if cfg.home_assistant is not None:
+        extra.append(Path(cfg.home_assistant.token_file))
     findings += hostcheck.judge_modes(hostcheck.gather_modes(state.path, extra), str(state.path))
     findings += hostcheck.judge_bypass(cfg.upstream, hostcheck.read_listeners())
     http, problems = ha_http_settings(cfg)

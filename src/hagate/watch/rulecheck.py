@@ -153,7 +153,10 @@ def check_skip_rules(ruleset: RuleSet, hostname: str) -> list[Finding]:
                 )
             )
             continue
-        if not _reads(rule, UA_FIELDS | PATH_FIELDS | NETWORK_FIELDS):
+        # Home Assistant's own word limits a rule too: a webhook it registered, a credential
+        # bound to a certificate (credcheck.py says when such a rule is too wide).
+        limits = fields.WEBHOOK_FIELDS | fields.CREDENTIAL_FIELDS
+        if not _reads(rule, UA_FIELDS | PATH_FIELDS | NETWORK_FIELDS | limits):
             out.append(
                 Finding(
                     rule_id("rule-skip-unlimited", rule),
@@ -306,6 +309,18 @@ def refuse_without_geoip(preset: str, rule: dict[str, str], cfg: Config) -> None
         raise HagateError(
             f"the {preset} preset matches on {reads}, but {cfg.source.name} names no database "
             f"for it ({keys}): the rule would never match. {GEOIP_FIX}, then add the preset."
+        )
+
+
+def refuse_without_home_assistant(preset: str, rule: dict[str, str], cfg: Config) -> None:
+    """A preset on Home Assistant's webhook list needs the connection that fetches it."""
+    alone = ruleset_from_config(replace(cfg, rules=[rule], rate_limits=[]))
+    if cfg.home_assistant is None and fields.reads_webhooks(alone.fields_used):
+        raise HagateError(
+            f"the {preset} preset matches on the webhooks Home Assistant registered, but"
+            f" {cfg.source.name} has no home_assistant section to fetch them with: the rule"
+            " would never match. Add one (url and token_file, docs/bound-apps.md), then add"
+            " the preset."
         )
 
 
