@@ -8,6 +8,8 @@ import base64
 import contextlib
 import json
 import os
+import re
+import shlex
 import ssl
 import time
 import urllib.parse
@@ -22,6 +24,7 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import run_hagate
+from tests.docs import sh_blocks
 from tests.e2e.conftest import MODES
 from tests.e2e.homeassistant import PASSWORD, HomeAssistant
 from tests.gateway.harness import Gateway, Response, make_gateway, read_response
@@ -29,6 +32,7 @@ from tests.tunnel.harness import Relay, start_connector
 
 CLIENT_ID = "https://home-assistant.io/iOS"  # what the iOS app logs in as
 REDIRECT = "homeassistant://auth-callback"
+DOC = "docs/bound-apps.md"
 AWAY = 9  # 127.0.n.9: the watch, on another network, without the certificate
 CLOSE_POLICY = b"\x88\x02\x03\xf0"
 
@@ -49,7 +53,8 @@ def apps(
     cfg.write_text(
         cfg.read_text().replace(f"http://127.0.0.1:{g.upstream.port}", home_assistant.url)
     )
-    r = run_hagate("rules", "preset", "add", "bound-apps", state=g.state)
+    [[add]] = sh_blocks(DOC, "Turn it on")  # as docs/bound-apps.md prints it
+    r = run_hagate(*shlex.split(add)[1:], state=g.state)
     assert r.code == 0, r.err
     g.issue("phone")
     g.issue("tablet")
@@ -486,3 +491,25 @@ def test_huge_or_malformed_authorization_headers_are_refused_quietly(apps: Gatew
         r = apps.request("/api/", None, "GET", {"Authorization": value}, source=apps.addr(AWAY))
         assert r.status in (403, 431), (value[:20], r.status)
     assert apps.proc is None or apps.proc.poll() is None  # still serving
+
+
+def test_what_you_see_and_unbind_as_the_page_prints_them(apps: Gateway, phone: Phone) -> None:
+    listing, unbind = sh_blocks(DOC, "What you see")[0]
+    hook = f"/api/webhook/{phone.webhook}"
+    assert until(lambda: call(apps, hook, data={"type": "get_config"}).status == 200)
+    listed = run_hagate(*shlex.split(listing)[1:], state=apps.state)
+    assert listed.code == 0
+    row = next(line for line in listed.out.splitlines() if line.lstrip().startswith("phone "))
+    assert re.search(rf"\b\d+ \(\d{{4}}-\d\d-\d\d \d\d:\d\d from {apps.addr(AWAY)}\)", row), row
+    dropped = run_hagate(*shlex.split(unbind)[1:], state=apps.state)
+    assert (
+        dropped.code == 0 and dropped.out.strip() == "Dropped 1 webhook credentials bound to phone."
+    )
+    assert call(apps, hook, data={"type": "get_config"}).status == 403
+    # The phone calls it again with its certificate: bound again.
+    assert call(apps, hook, "phone", data={"type": "get_config"}).status == 200
+    assert until(lambda: call(apps, hook, data={"type": "get_config"}).status == 200)
+    wrong = run_hagate("cert", "unbind", "phone", "--kind", "cookie", state=apps.state)
+    assert wrong.code == 2 and "Traceback" not in wrong.err
+    unknown = run_hagate("cert", "unbind", "nobody", state=apps.state)
+    assert unknown.code != 0 and "nobody" in unknown.err and "Traceback" not in unknown.err

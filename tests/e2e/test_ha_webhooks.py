@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import run_hagate
+from tests.docs import code_blocks, sh_blocks
 from tests.e2e.homeassistant import HomeAssistant
 from tests.gateway.harness import Gateway, make_gateway
 from tests.net import free_port
@@ -52,6 +54,8 @@ GONE_AUTOMATION = """\
   actions: []
 """
 AWAY = "127.0.0.9"
+DOC = "docs/bound-apps.md"
+SECTION = "Webhooks Home Assistant registered"
 
 
 @dataclass
@@ -84,10 +88,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
         token.write_text(ha.long_lived_token("hagate webhooks") + "\n")
         token.chmod(0o600)
         # As docs/bound-apps.md says: the connection, then the preset.
-        refused = run_hagate("rules", "preset", "add", "ha-webhooks", state=g.state)
+        add, _show = sh_blocks(DOC, SECTION)[0]
+        refused = run_hagate(*shlex.split(add)[1:], state=g.state)
         assert refused.code != 0 and "no home_assistant section" in refused.err
-        cfg.write_text(cfg.read_text() + "\nhome_assistant:\n  token_file: ha-token.txt\n")
-        added = run_hagate("rules", "preset", "add", "ha-webhooks", state=g.state)
+        [connection] = code_blocks(DOC, "yaml", SECTION)
+        cfg.write_text(cfg.read_text() + "\n" + connection)
+        added = run_hagate(*shlex.split(add)[1:], state=g.state)
         assert added.code == 0, added.err
         g.issue("phone")
         g.start()
@@ -148,7 +154,8 @@ def test_a_removed_webhook_stops_getting_in_after_the_next_refresh(home: Home) -
 
 
 def test_the_preset_limited_to_named_integrations(home: Home) -> None:
-    r = run_hagate("rules", "preset", "show", "ha-webhooks", "--domain", "telegram_bot")
+    _add, show = sh_blocks(DOC, SECTION)[0]
+    r = run_hagate(*shlex.split(show)[1:])
     assert r.code == 0 and 'hagate.webhook.domain in {"telegram_bot"}' in r.out
     bad = run_hagate("rules", "preset", "show", "ha-webhooks", "--domain", "Telegram Bot")
     assert bad.code != 0 and "not an integration's domain" in bad.err

@@ -135,10 +135,10 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
         token_file.chmod(0o600)
         g.configure(
             extra=(
-                "\nalerts:\n"
-                "  home_assistant:\n"
-                f"    url: {ha.url}\n"
-                f"    token_file: {token_file}\n"
+                "\nhome_assistant:\n"
+                f"  url: {ha.url}\n"
+                f"  token_file: {token_file}\n"
+                "alerts:\n"
                 "  blocked_burst: {requests: 5, seconds: 60}\n"
                 "  cut_off_after: 2\n"
                 "  checks_every: 2\n"

@@ -159,7 +159,10 @@ def test_config_sections_name_their_mistakes() -> None:
     for text, message in (
         ("admin:\n  listen: nowhere\n", "admin.listen: bad listen address"),
         ("admin:\n  port: 1\n", "admin.port: unknown key"),
-        ("alerts:\n  queue: 5\n", "alerts: missing key 'home_assistant'"),
+        ("alerts:\n  queue: 5\n", "alerts: no Home Assistant to send them to"),
+        ("home_assistant:\n  url: http://x:1\n", "home_assistant: missing key 'token_file'"),
+        ("home_assistant: {token_file: /nonexistent/t}\n", "no such file"),
+        ("home_assistant: {token_file: t, port: 1}\n", "home_assistant.port: unknown key"),
         ("alerts:\n  home_assistant: {url: http://x:1}\n", "missing key 'token_file'"),
         ("alerts:\n  home_assistant: {token_file: /nonexistent/t}\n", "no such file"),
         ("audit:\n  home_assistant_config: /nonexistent.yaml\n", "no such file"),
@@ -181,3 +184,24 @@ def test_alert_settings_default_to_the_upstream(tmp_path: Path) -> None:
     assert cfg.alerts.url == "http://127.0.0.1:8123" and cfg.alerts.token_file == str(token)
     assert cfg.alerts.burst_requests == 9 and cfg.alerts.burst_seconds == 60
     assert cfg.alerts.repeat_after == 3600 and cfg.alerts.queue == 100
+
+
+def test_the_top_level_home_assistant_serves_the_alerts_unless_they_name_their_own(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "t").write_text("x")
+    (tmp_path / "own").write_text("y")
+    base = "hostname: ha.test\nupstream: http://127.0.0.1:8123\n"
+    top = "home_assistant:\n  url: http://supervisor/core\n  token_file: t\n"
+    cfg = parse_config(base + top + "alerts: {}\n", str(tmp_path / "hagate.yaml"))
+    assert cfg.home_assistant is not None and cfg.alerts is not None
+    assert (cfg.alerts.url, cfg.alerts.token_file) == (
+        "http://supervisor/core",
+        str(tmp_path / "t"),
+    )
+    own = "alerts:\n  home_assistant: {token_file: own}\n"
+    cfg = parse_config(base + top + own, str(tmp_path / "hagate.yaml"))
+    assert cfg.alerts is not None and cfg.alerts.token_file == str(tmp_path / "own")
+    assert cfg.alerts.url == "http://127.0.0.1:8123"
+    cfg = parse_config(base + top, str(tmp_path / "hagate.yaml"))
+    assert cfg.alerts is None and cfg.home_assistant is not None  # the list only, no alerts

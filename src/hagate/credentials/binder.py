@@ -3,7 +3,8 @@
 Rules:
   1. Binding happens only for a request whose certificate the gateway has just verified, and
      is written off the event loop, at most once per REBIND_EVERY for the same credential and
-     certificate (the binding's `seen` keeps it from expiring; 90 days need no more).
+     certificate (the binding's `seen` keeps it from expiring; 90 days need no more), or
+     again after an unbind anywhere.
   2. A lookup finds a binding only while the certificate that holds it is valid in the live
      inventory (`holder`): a revoked or expired certificate's bindings stop counting at once,
      in every process, before anything deletes them.
@@ -15,6 +16,8 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -84,10 +87,21 @@ class Binder:
         self.valid_names = valid_names
         self._bound: dict[str, tuple[str, float]] = {}  # digest -> (certificate, when noted)
         self._used: dict[str, float] = {}  # digest -> when a use was last noted
+        self._unbound: float | None = None  # the unbind marker's mtime, looked at each second
+        self._looked = -math.inf
 
     def seen_with(self, credentials: Iterable[Credential], sha256: str, name: str) -> None:
         """`credentials` came with the valid certificate `sha256`: bind them (off the loop)."""
         now = time.monotonic()
+        if now - self._looked >= 1.0:
+            self._looked = now
+            try:
+                stamp: float | None = os.stat(self.bindings.unbound).st_mtime
+            except OSError:
+                stamp = None
+            if stamp != self._unbound:  # an unbind somewhere: write again what comes
+                self._unbound = stamp
+                self._bound.clear()
         fresh = []
         for credential in credentials:
             last = self._bound.get(credential.digest)

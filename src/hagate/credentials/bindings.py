@@ -11,7 +11,9 @@ Rules:
   4. Each certificate holds at most PER_CERTIFICATE bindings: binding one more drops its
      oldest, so no certificate can fill the file.
   5. Unbinding a certificate (revoked, or `hagate cert unbind`) deletes its bindings at once:
-     the next lookup in any process finds nothing.
+     the next lookup in any process finds nothing, and every process forgets which bindings
+     it wrote lately (UNBOUND_NAME changes), so the next request with the certificate binds
+     again.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from typing import Any
 
 from hagate.credentials.extract import KINDS, Credential
 from hagate.errors import HagateError
-from hagate.state import StateDir, private_db
+from hagate.state import StateDir, atomic_write, private_db
 
 BINDINGS_NAME = "bindings.sqlite3"
+UNBOUND_NAME = "bindings.unbound"  # touched by each unbind: processes forget what they noted
 EXPIRE_AFTER = 90 * 86400.0
 PER_CERTIFICATE = 200
 
@@ -89,6 +92,7 @@ def empty_summary() -> dict[str, Any]:
 class Bindings:
     def __init__(self, state: StateDir) -> None:
         self.path: Path = state / BINDINGS_NAME
+        self.unbound: Path = state / UNBOUND_NAME
 
     def _db(self) -> AbstractContextManager[sqlite3.Connection]:
         return private_db(self.path, SCHEMA)
@@ -157,6 +161,7 @@ class Bindings:
             raise HagateError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
         if not self.path.exists():
             return 0
+        atomic_write(self.unbound, f"{time.time()}\n".encode(), mode=0o600)
         with self._db() as db:
             if kind is None:
                 cur = db.execute("DELETE FROM bindings WHERE cert_sha256 = ?", (cert_sha256,))
