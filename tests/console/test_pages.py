@@ -142,3 +142,29 @@ def test_every_answer_forbids_inline_script_and_framing(site: ConsoleSite) -> No
         assert r.status == 200, (page, r.text[:300])
         assert "<script>" not in r.text and " on" + "click=" not in r.text
         assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_the_devices_page_shows_the_credentials_a_certificate_earned(site: ConsoleSite) -> None:
+    from hagate.credentials.bindings import Bindings
+    from hagate.credentials.extract import ACCESS_TOKEN, Credential, digest
+    from hagate.pki.authority import Authority
+    from hagate.state import StateDir
+
+    state = StateDir(site.state)
+    phone = Authority(state).find("phone")
+    store = Bindings(state)
+    login = Credential(ACCESS_TOKEN, digest("login", "b" * 32))
+    assert store.bind(login, phone.sha256, "phone")
+    store.note_use(login.digest, "198.51.100.7", 64500, "NL")
+    try:
+        b = site.browser()
+        b.sign_in()
+        page = b.get("/console/devices").text
+        cell = re.search(r'<td class="credentials">([^<]*)</td>', page)
+        assert cell and cell.group(1).startswith("1 credential, used "), page
+        assert "from 198.51.100.7 AS64500" in cell.group(1)
+        devices = site.api("GET", "/api/v1/devices").json()
+        held = next(d for d in devices if d["name"] == "phone")["credentials"]
+        assert held["total"] == 1 and held["last_used_country"] == "NL"
+    finally:
+        store.unbind(phone.sha256)
