@@ -172,3 +172,17 @@ def test_a_token_with_any_byte_changed_is_its_login_or_nothing(
     mangled = header[:at] + junk.decode("latin-1") + header[at + 1 :]
     found = extract.access_token(mangled)
     assert found is None or found.kind == ACCESS_TOKEN
+
+
+def test_a_signed_path_names_the_login_that_signed_it() -> None:
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    login = "c" * 32
+    sig = f"{b64(b'{}')}.{b64(json.dumps({'iss': login, 'path': '/x'}).encode())}.{b64(b's')}"
+    expected = extract.Credential(extract.ACCESS_TOKEN, extract.digest("login", login))
+    assert extract.signed_path(f"width=3&authSig={sig}") == expected
+    assert extract.signed_path(f"authSig={sig}&authSig=x.y.z") == expected  # HA reads the first
+    assert extract.signed_path(f"authSig=x.y.z&authSig={sig}") is None
+    assert extract.signed_path(f"xauthSig={sig}") is None
+    assert extract.signed_path("") is None and extract.signed_path("authSig") is None

@@ -251,6 +251,15 @@ def test_the_watch_reaches_home_assistant_with_what_the_phone_was_given(
     with websocket(apps, fresh) as ws:
         ws.send(json.dumps({"id": 1, "type": "subscribe_events", "event_type": "state_changed"}))
         assert json.loads(ws.recv(10))["success"]
+        # A signed path, as notification images and widgets fetch them (no token sent).
+        ws.send(json.dumps({"id": 2, "type": "auth/sign_path", "expires": 60,
+                            "path": "/api/states/input_boolean.porch_light"}))  # fmt: skip
+        signed = json.loads(ws.recv(10))["result"]["path"]
+        assert "authSig=" in signed
+        r = call(apps, signed)
+        assert r.status == 200 and json.loads(r.body)["entity_id"] == "input_boolean.porch_light"
+        path = signed.split("?")[0]
+        assert call(apps, f"{path}?authSig=not.a.signature").status == 403
         home_assistant.post("/api/services/input_boolean/toggle",
                             {"entity_id": "input_boolean.kitchen_light"})  # fmt: skip
         event = json.loads(ws.recv(10))
@@ -333,6 +342,10 @@ def websocket(g: Gateway, token: str) -> Iterator[ClientConnection]:
         ssl=g.context(None),
         server_hostname="ha.test",
     ) as ws:
+        # Compressed, as Home Assistant agrees with clients that offer it: the first message
+        # is read inflated.
+        assert ws.response is not None
+        assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
         assert json.loads(ws.recv(10))["type"] == "auth_required"
         ws.send(json.dumps({"type": "auth", "access_token": token}))
         answer = json.loads(ws.recv(10))

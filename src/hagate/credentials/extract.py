@@ -5,8 +5,9 @@ Rules:
      malformed, oversized or of another shape is None, never an exception.
   2. Only what Home Assistant itself issues is recognised: an access token is a JWT whose
      payload's `iss` is the id of the refresh token it came from (homeassistant/auth:
-     `uuid4().hex`, 32 hex digits); a refresh token is `token_hex(64)` (128 hex digits); a
-     webhook id is what follows `/api/webhook/` (the companion app's is `token_hex()`).
+     `uuid4().hex`, 32 hex digits), and so is a signed path's `authSig`; a refresh token is
+     `token_hex(64)` (128 hex digits); a webhook id is what follows `/api/webhook/` (the
+     companion app's is `token_hex()`).
   3. The JWT's signature is not checked (Home Assistant holds the key and checks it): what is
      bound is the refresh-token id that the request claims, and only a request that also
      presents the certificate can make a binding.
@@ -19,12 +20,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import re
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 ACCESS_TOKEN: Final = "access_token"
 REFRESH_TOKEN: Final = "refresh_token"
@@ -89,10 +91,30 @@ def bearer(authorization: str | None) -> str | None:
     return token
 
 
+@functools.lru_cache(maxsize=256)
 def access_token(authorization: str | None) -> Credential | None:
+    """The login an `Authorization` header's access token belongs to. Remembered: a device
+    sends the same token with every request for its half hour."""
     token = bearer(authorization)
     issuer = refresh_id_of_jwt(token) if token is not None else None
     return Credential(ACCESS_TOKEN, digest("login", issuer)) if issuer is not None else None
+
+
+SIGN_PARAM = "authSig"
+
+
+def signed_path(query: str) -> Credential | None:
+    """The login that signed a path (`?authSig=<JWT>`, Home Assistant's signed paths: camera
+    and media proxies, the images of notifications and widgets): its JWT's `iss` is the id
+    of the refresh token whose key signed it. Home Assistant reads the first `authSig`."""
+    if SIGN_PARAM not in query or len(query) > MAX_TOKEN * 2:
+        return None
+    for part in query.split("&"):
+        name, eq, value = part.partition("=")
+        if name == SIGN_PARAM and eq:
+            issuer = refresh_id_of_jwt(unquote(value))
+            return Credential(ACCESS_TOKEN, digest("login", issuer)) if issuer else None
+    return None
 
 
 def refresh_token_in_form(body: bytes) -> Credential | None:

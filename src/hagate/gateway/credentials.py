@@ -3,8 +3,9 @@ keeps the bindings; this module decides when the gateway looks, and waits for th
 
 Rules of this module:
   1. A request whose certificate is verified binds the credentials it carries to it: a bearer
-     token, a webhook id in its path, the refresh token of its `/auth/token` form and the
-     tokens in the answer, the token of its websocket's first message. Nothing waits for that.
+     token, a signed path's signature, a webhook id in its path, the refresh token of its
+     `/auth/token` form and the tokens in the answer, the webhook id of a mobile_app
+     registration, the token of its websocket's first message. Nothing waits for that.
   2. A request without a valid certificate is looked at only when the rules read the
      `hagate.credential.*` fields. Its head's credential is looked up before the rules run; a
      `/auth/token` form or a websocket's first message is read only when the rules would block
@@ -87,11 +88,13 @@ def webhook_words(gw: Gateway, head: RequestHead) -> str | None:
 
 
 def in_head(head: RequestHead) -> Credential | None:
-    """The credential a request's head carries: its bearer token, else its webhook id; a
-    websocket's is in its first message, whatever its head says."""
+    """The credential a request's head carries: its bearer token, else its signed path's
+    signature, else its webhook id; a websocket's is in its first message, whatever its head
+    says."""
     if head.websocket:
         return None
-    return _bearer(head) or extract.webhook(head.target.path)
+    target = head.target
+    return _bearer(head) or extract.signed_path(target.query) or extract.webhook(target.path)
 
 
 async def claim_of_head(gw: Gateway, head: RequestHead) -> Claim:
@@ -152,7 +155,9 @@ def bind_head(gw: Gateway, head: RequestHead, cert: CertState) -> None:
     binder = gw.binder
     if binder is None or cert.sha256 is None or cert.name is None:
         return
-    found = [c for c in (_bearer(head), extract.webhook(head.target.path)) if c is not None]
+    target = head.target
+    carried = (_bearer(head), extract.signed_path(target.query), extract.webhook(target.path))
+    found = [c for c in carried if c is not None]
     if found:
         binder.seen_with(found, cert.sha256, cert.name)
 
