@@ -84,3 +84,21 @@ def test_a_held_websocket_is_asked_about_for_each_valid_certificate() -> None:
     fields = candidate_fields("websocket", ["phone", "watch"])
     assert [f["hagate.credential.cert_name"] for f in fields] == ["phone", "watch"]
     assert all(f["hagate.credential.bound"] is True for f in fields)
+
+
+def test_the_first_binding_of_a_process_deletes_the_expired_ones(tmp_path: Path) -> None:
+    import sqlite3
+    import time
+
+    b, store, _ = binder(tmp_path, {"sha-phone": "phone"})
+    assert store.bind(HOOK, "sha-phone", "phone", now=time.time() - 91 * 86400)
+
+    async def run() -> None:
+        b.seen_with([LOGIN], "sha-phone", "phone")
+        await asyncio.sleep(0.3)
+
+    asyncio.run(run())
+    db = sqlite3.connect(store.path)
+    kept = [row[0] for row in db.execute("SELECT digest FROM bindings")]
+    db.close()
+    assert kept == [LOGIN.digest]

@@ -55,6 +55,7 @@ SPEC: dict[str, Callable[[str, str, str, int], bool]] = {
         m == "POST" and p in ("/api/google_assistant", "/auth/token") and asn == 15169
     ),
     "bound-apps": lambda m, p, ua, asn: False,  # nothing without a bound credential
+    "ha-webhooks": lambda m, p, ua, asn: False,  # nothing but a webhook Home Assistant listed
 }
 
 METHODS = st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"])
@@ -164,3 +165,22 @@ def test_bound_apps_lets_in_a_bound_credential_on_its_own_paths_only(
         }
     )
     assert (not rules.evaluate(fields).blocked) == bound_apps_spec(method, path, kind, bound)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    path=PATHS | st.sampled_from(["/api/webhook/abc", "/api/webhook/x"]),
+    registered=st.booleans(),
+    domain=st.sampled_from(["telegram_bot", "automation", "mobile_app", "", "netatmo"]),
+    limited=st.sampled_from([(), ("telegram_bot",), ("telegram_bot", "netatmo")]),
+)
+def test_ha_webhooks_lets_in_registered_webhooks_of_the_named_integrations_only(
+    path: str, registered: bool, domain: str, limited: tuple[str, ...]
+) -> None:
+    rules = build_ruleset(
+        [preset("ha-webhooks").rule(domains=limited), CERT_RULE], [], {}, ConfigSource("test")
+    )
+    fields = request_fields(client_ip="192.0.2.1", method="POST", target=path)
+    fields.update({"hagate.webhook.registered": registered, "hagate.webhook.domain": domain})
+    wanted = registered and (domain in limited if limited else domain != "mobile_app")
+    assert (not rules.evaluate(fields).blocked) == wanted

@@ -33,6 +33,7 @@ KIND = "hagate.credential.kind"
 
 
 REBIND_EVERY = 3600.0
+EXPIRE_EVERY = 86400.0  # bindings unseen for 90 days are deleted this often (and at start)
 USE_NOTE_EVERY = 60.0
 REMEMBER = 4096  # throttle entries kept per process before they are forgotten
 
@@ -89,6 +90,7 @@ class Binder:
         self._used: dict[str, float] = {}  # digest -> when a use was last noted
         self._unbound: float | None = None  # the unbind marker's mtime, looked at each second
         self._looked = -math.inf
+        self._expired = -math.inf  # when this process last deleted expired bindings
 
     def seen_with(self, credentials: Iterable[Credential], sha256: str, name: str) -> None:
         """`credentials` came with the valid certificate `sha256`: bind them (off the loop)."""
@@ -117,6 +119,10 @@ class Binder:
     def _bind(self, credentials: list[Credential], sha256: str, name: str) -> None:
         for credential in credentials:
             self.bindings.bind(credential, sha256, name)
+        now = time.monotonic()
+        if now - self._expired >= EXPIRE_EVERY:
+            self._expired = now
+            self.bindings.expire()
 
     async def find(self, credential: Credential) -> Found:
         binding = await asyncio.to_thread(self.bindings.find, credential.digest)

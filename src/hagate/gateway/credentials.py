@@ -42,6 +42,7 @@ TOKEN_PATH = "/auth/token"
 REGISTRATION_PATH = "/api/mobile_app/registrations"
 WEBSOCKET_PATH = "/api/websocket"
 CLOSE_POLICY = b"\x88\x02\x03\xf0"  # a websocket close frame, 1008 (policy violation)
+WEBHOOK = extract.WEBHOOK_PREFIX
 
 
 class Refused(Exception):
@@ -65,12 +66,10 @@ def extra_fields(gw: Gateway, head: RequestHead, claim: Claim | None) -> dict[st
     read them and the request is to a webhook's path."""
     extra = claim.fields() if claim is not None else None
     webhooks = gw.webhooks
+    if webhooks is None:
+        return extra
     path = head.target.path
-    if (
-        webhooks is not None
-        and path.startswith(extract.WEBHOOK_PREFIX)
-        and reads_webhooks(gw.setup.ruleset.fields_used)
-    ):
+    if path.startswith(WEBHOOK) and reads_webhooks(gw.setup.ruleset.fields_used):
         fields = webhooks.fields(path, head.method)
         if fields is not None:
             extra = {**extra, **fields} if extra else fields
@@ -152,10 +151,12 @@ def note_use(gw: Gateway, claim: Claim, conn: Conn) -> None:
 
 def bind_head(gw: Gateway, head: RequestHead, cert: CertState) -> None:
     """A verified request: bind what its head carries."""
+    target = head.target
+    if head.authorization is None and not target.query and not target.path.startswith(WEBHOOK):
+        return  # most requests: nothing to bind
     binder = gw.binder
     if binder is None or cert.sha256 is None or cert.name is None:
         return
-    target = head.target
     carried = (_bearer(head), extract.signed_path(target.query), extract.webhook(target.path))
     found = [c for c in carried if c is not None]
     if found:
@@ -163,7 +164,7 @@ def bind_head(gw: Gateway, head: RequestHead, cert: CertState) -> None:
 
 
 def _bearer(head: RequestHead) -> Credential | None:
-    authorization = head.get("authorization")
+    authorization = head.authorization
     return extract.access_token(authorization) if authorization is not None else None
 
 

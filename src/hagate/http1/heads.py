@@ -129,6 +129,7 @@ class RequestHead:
     host_name: str = ""  # the name part of Host, lower case, without a trailing dot
     user_agent: str = ""  # read while parsing: every request's event shows it
     accept: str = ""  # the first Accept field: whether to answer a page in HTML
+    authorization: str | None = None  # the first Authorization field, as Home Assistant reads it
 
     @property
     def has_body(self) -> bool:
@@ -233,6 +234,7 @@ def parse_request_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHe
     expect: list[str] = []
     singles: list[str] = []
     user_agent = accept = ""
+    authorization: str | None = None
     for name, value in headers:
         n = name.lower()
         if n in SINGLETONS:
@@ -253,6 +255,9 @@ def parse_request_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHe
             expect.append(value.lower())
         elif n == "accept":
             accept = accept or value
+        elif n == "authorization":
+            if authorization is None:
+                authorization = value
         elif n == "sec-websocket-key1":  # the 2010 websocket draft, which aiohttp refuses
             raise HeadError(400, "the obsolete websocket handshake (Sec-WebSocket-Key1)")
 
@@ -314,6 +319,7 @@ def parse_request_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHe
         host_name,
         user_agent,
         accept,
+        authorization,
     )
 
 
