@@ -149,11 +149,27 @@ def note_use(gw: Gateway, claim: Claim, conn: Conn) -> None:
         gw.binder.used(found, conn.client_ip, loc.asn or None, loc.country or None)
 
 
+def bind_verified(gw: Gateway, client: Channel, head: RequestHead, cert: CertState) -> Taps:
+    """A verified request that may carry credentials: bind those of its head (and of its
+    `/auth/token` form when it is here), and what binds those of its answer or first
+    message."""
+    bind_head(gw, head, cert)
+    path = head.target.path
+    if head.method == "POST" and path == TOKEN_PATH:
+        bind_form(gw, client, head, cert)
+        return Taps(answer=answer_tap(gw, cert, extract.tokens_in_answer))
+    if head.method == "POST" and path == REGISTRATION_PATH:
+        return Taps(answer=answer_tap(gw, cert, registration_answer))
+    if head.websocket and path == WEBSOCKET_PATH:
+        return Taps(first=first_message_tap(gw, cert))
+    return NO_TAPS
+
+
 def bind_head(gw: Gateway, head: RequestHead, cert: CertState) -> None:
     """A verified request: bind what its head carries."""
     target = head.target
     if head.authorization is None and not target.query and not target.path.startswith(WEBHOOK):
-        return  # most requests: nothing to bind
+        return
     binder = gw.binder
     if binder is None or cert.sha256 is None or cert.name is None:
         return

@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hagate.credentials.extract import tokens_in_answer
 from hagate.enrol import answer as enrol_answer
 from hagate.enrol import pages as enrol_pages
 from hagate.gateway import credentials, pages
@@ -72,9 +71,18 @@ async def serve_request(gw: Gateway, conn: Conn, client: Channel, head_bytes: by
     wants_html = "text/html" in head.accept
     cert = conn.cert.state(gw.inventory) if conn.cert else NO_CERT
     claim: credentials.Claim | None = None
+    taps = credentials.NO_TAPS
     if gw.binder is not None:
         if cert.verified:
-            credentials.bind_head(gw, head, cert)
+            target = head.target
+            if (  # most requests carry nothing to bind: checked here, without a call
+                head.authorization is not None
+                or target.query
+                or head.method == "POST"
+                or head.websocket
+                or target.path.startswith(credentials.WEBHOOK)
+            ):
+                taps = credentials.bind_verified(gw, client, head, cert)
         elif reads_credentials(setup.ruleset.fields_used):
             claim = await credentials.claim_of_head(gw, head)
 
@@ -88,7 +96,11 @@ async def serve_request(gw: Gateway, conn: Conn, client: Channel, head_bytes: by
         conn.port,
         conn.location,
         cert,
-        extra=credentials.extra_fields(gw, head, claim),
+        extra=(
+            None
+            if claim is None and gw.webhooks is None
+            else credentials.extra_fields(gw, head, claim)
+        ),
     )
     outcome = verdict.outcome
     if outcome is Outcome.WRONG_HOST:
@@ -149,34 +161,15 @@ async def serve_request(gw: Gateway, conn: Conn, client: Channel, head_bytes: by
     if decision.rule is not None:
         ex.rule = decision.rule.description or f"#{decision.rule.number}"
         ex.action = "skip"
-    if claim is not None:
-        taps = credentials.Taps(hold=claim.hold)
-    elif cert.verified:
-        taps = _taps_of_verified(gw, client, head, cert)
-    else:
-        taps = credentials.NO_TAPS
-    try:
+    if claim is None:
         return await _forward(gw, client, conn, ex, head, cert, wants_html, taps)
-    finally:
-        if claim is not None and ex.action != "block":
-            credentials.note_use(gw, claim, conn)
-
-
-def _taps_of_verified(
-    gw: Gateway, client: Channel, head: RequestHead, cert: CertState
-) -> credentials.Taps:
-    """What binds the credentials of a verified request's body, answer or first message."""
-    path = head.target.path
-    if head.method == "POST" and path == credentials.TOKEN_PATH:
-        credentials.bind_form(gw, client, head, cert)
-        return credentials.Taps(answer=credentials.answer_tap(gw, cert, tokens_in_answer))
-    if head.method == "POST" and path == credentials.REGISTRATION_PATH:
-        return credentials.Taps(
-            answer=credentials.answer_tap(gw, cert, credentials.registration_answer)
+    try:
+        return await _forward(
+            gw, client, conn, ex, head, cert, wants_html, credentials.Taps(hold=claim.hold)
         )
-    if head.websocket and path == credentials.WEBSOCKET_PATH:
-        return credentials.Taps(first=credentials.first_message_tap(gw, cert))
-    return credentials.NO_TAPS
+    finally:
+        if ex.action != "block":
+            credentials.note_use(gw, claim, conn)
 
 
 async def _forward(
