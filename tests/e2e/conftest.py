@@ -3,6 +3,7 @@ mode) and relay -> tunnel -> `hagate connect`. Every e2e test runs through both.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,14 +43,9 @@ def home_assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeAss
         ha.stop()
 
 
-@pytest.fixture(scope="package", params=list(MODES))
-def gateway(
-    request: pytest.FixtureRequest,
-    home_assistant: HomeAssistant,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Gateway]:
-    mode: str = request.param
-    tmp = tmp_path_factory.mktemp(f"gateway-{mode}")
+def gateway_for(home_assistant: HomeAssistant, tmp: Path, mode: str) -> Gateway:
+    """A gateway's state in `tmp`, in front of `home_assistant`, its clients on `mode`'s
+    network (not started)."""
     g = make_gateway(tmp)
     g.net = MODES[mode]
     g.upstream.close()  # the recording upstream is not used: HA is the upstream here
@@ -57,12 +53,13 @@ def gateway(
     cfg.write_text(
         cfg.read_text().replace(f"http://127.0.0.1:{g.upstream.port}", home_assistant.url)
     )
-    networks = {f"127.0.{n}.{IOS_HOME}/32": 3320 for n in MODES.values()}
-    networks |= {f"127.0.{n}.{IOS_ELSEWHERE}/32": 64500 for n in MODES.values()}
-    asn_db = write_asn_db(tmp / "asn.mmdb", networks)
-    cfg.write_text(cfg.read_text().replace("  asn_db:\n", f"  asn_db: {asn_db}\n"))
-    g.configure(rules=RULES, gateway={"idle_timeout": 5})  # short, for the Alexa idle test
-    g.issue("phone")
+    return g
+
+
+@contextlib.contextmanager
+def running(g: Gateway, home_assistant: HomeAssistant, tmp: Path, mode: str) -> Iterator[Gateway]:
+    """`g` as `hagate serve`, or behind a relay with `hagate connect`, with Home Assistant
+    onboarded; stopped after."""
     relay: Relay | None = None
     if mode == "serve":
         g.start()
@@ -78,6 +75,26 @@ def gateway(
         g.stop()
         if relay is not None:
             relay.stop()
+
+
+@pytest.fixture(scope="package", params=list(MODES))
+def gateway(
+    request: pytest.FixtureRequest,
+    home_assistant: HomeAssistant,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Gateway]:
+    mode: str = request.param
+    tmp = tmp_path_factory.mktemp(f"gateway-{mode}")
+    g = gateway_for(home_assistant, tmp, mode)
+    cfg = g.state / "hagate.yaml"
+    networks = {f"127.0.{n}.{IOS_HOME}/32": 3320 for n in MODES.values()}
+    networks |= {f"127.0.{n}.{IOS_ELSEWHERE}/32": 64500 for n in MODES.values()}
+    asn_db = write_asn_db(tmp / "asn.mmdb", networks)
+    cfg.write_text(cfg.read_text().replace("  asn_db:\n", f"  asn_db: {asn_db}\n"))
+    g.configure(rules=RULES, gateway={"idle_timeout": 5})  # short, for the Alexa idle test
+    g.issue("phone")
+    with running(g, home_assistant, tmp, mode):
+        yield g
 
 
 def artifacts() -> Path:

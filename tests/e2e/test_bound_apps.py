@@ -25,10 +25,9 @@ from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import run_hagate
 from tests.docs import sh_blocks
-from tests.e2e.conftest import MODES
+from tests.e2e.conftest import MODES, gateway_for, running
 from tests.e2e.homeassistant import PASSWORD, HomeAssistant
-from tests.gateway.harness import Gateway, Response, make_gateway, read_response
-from tests.tunnel.harness import Relay, start_connector
+from tests.gateway.harness import Gateway, Response, read_response
 
 CLIENT_ID = "https://home-assistant.io/iOS"  # what the iOS app logs in as
 REDIRECT = "homeassistant://auth-callback"
@@ -46,33 +45,14 @@ def apps(
     """hagate with the bound-apps preset above its certificate rule, as the docs add it."""
     mode: str = request.param
     tmp = tmp_path_factory.mktemp(f"bound-{mode}")
-    g = make_gateway(tmp)
-    g.net = MODES[mode]
-    g.upstream.close()
-    cfg = g.state / "hagate.yaml"
-    cfg.write_text(
-        cfg.read_text().replace(f"http://127.0.0.1:{g.upstream.port}", home_assistant.url)
-    )
+    g = gateway_for(home_assistant, tmp, mode)
     [[add]] = sh_blocks(DOC, "Turn it on")  # as docs/bound-apps.md prints it
     r = run_hagate(*shlex.split(add)[1:], state=g.state)
     assert r.code == 0, r.err
     g.issue("phone")
     g.issue("tablet")
-    relay: Relay | None = None
-    if mode == "serve":
-        g.start()
-    else:
-        relay = Relay.create(tmp)
-        relay.start()
-        start_connector(g, [relay], relay.token())
-    if not home_assistant.access_token:
-        home_assistant.onboard(f"https://ha.test:{g.port}")
-    try:
+    with running(g, home_assistant, tmp, mode):
         yield g
-    finally:
-        g.stop()
-        if relay is not None:
-            relay.stop()
 
 
 # -- the companion app's calls --------------------------------------------------------------

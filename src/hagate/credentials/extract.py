@@ -25,7 +25,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qs, unquote
 
 ACCESS_TOKEN: Final = "access_token"
@@ -136,13 +136,8 @@ def refresh_token_in_form(body: bytes) -> Credential | None:
 def tokens_in_answer(body: bytes) -> list[Credential]:
     """What Home Assistant returned from /auth/token: the refresh token of a login (an
     authorization code exchanged), and the login the new access token belongs to."""
-    if len(body) > MAX_JSON:
-        return []
-    try:
-        answer = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return []
-    if not isinstance(answer, dict):
+    answer = _json_object(body)
+    if answer is None:
         return []
     found = []
     token = answer.get("refresh_token")
@@ -166,13 +161,8 @@ def webhook(path: str) -> Credential | None:
 def websocket_auth(message: bytes) -> Credential | None:
     """The access token of a websocket's first message `{"type": "auth", "access_token":
     ...}` (Home Assistant's websocket API), as its refresh-token id; None for anything else."""
-    if len(message) > MAX_JSON:
-        return None
-    try:
-        data = json.loads(message)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    if not isinstance(data, dict) or data.get("type") != "auth":
+    data = _json_object(message)
+    if data is None or data.get("type") != "auth":
         return None
     token = data.get("access_token")
     issuer = refresh_id_of_jwt(token) if isinstance(token, str) else None
@@ -182,13 +172,19 @@ def websocket_auth(message: bytes) -> Credential | None:
 def webhook_in_registration(body: bytes) -> Credential | None:
     """The webhook id Home Assistant gave a device registering with the mobile_app
     integration (`POST /api/mobile_app/registrations` answers `{"webhook_id": ...}`)."""
-    if len(body) > MAX_JSON:
-        return None
-    try:
-        answer = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    hook = answer.get("webhook_id") if isinstance(answer, dict) else None
+    answer = _json_object(body)
+    hook = answer.get("webhook_id") if answer is not None else None
     if not isinstance(hook, str) or not _WEBHOOK_ID.fullmatch(hook):
         return None
     return Credential(WEBHOOK, digest("webhook", hook))
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    """`data` as a JSON object, if it is one and not too long."""
+    if len(data) > MAX_JSON:
+        return None
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
