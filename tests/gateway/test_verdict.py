@@ -82,3 +82,45 @@ def test_the_rules_decide_last() -> None:
     allowed = verdict("GET /api/ HTTP/1.1\nHost: ha.test")
     assert allowed.outcome is Outcome.FORWARD and allowed.decision is not None
     assert not allowed.decision.skipped
+
+
+CERT_EXPRESSIONS = [
+    "(not cf.tls_client_auth.cert_verified)",
+    'cf.tls_client_auth.cert_subject_dn eq "CN=phone"',
+    "cf.tls_client_auth.cert_revoked or not cf.tls_client_auth.cert_presented",
+    'cf.tls_client_auth.cert_fingerprint_sha256 in {"ab" "cd"}',
+]
+
+
+@pytest.mark.parametrize("expression", CERT_EXPRESSIONS)
+@pytest.mark.parametrize("action", ["block", "skip", "log"])
+@pytest.mark.parametrize(
+    "cert",
+    [
+        NO_CERT,
+        PHONE,
+        CertState({P + "cert_presented": True, P + "cert_revoked": True}, "old", "cd", "revoked"),
+        CertState(
+            {P + "cert_verified": True, P + "cert_subject_dn": "CN=phone"}, "phone", "ab", None
+        ),
+    ],
+)
+def test_rules_on_the_certificate_alone_decide_as_on_every_field(
+    expression: str, action: str, cert: CertState
+) -> None:
+    """The shortcut for rule sets that read only the certificate's fields (no other field is
+    made) decides as the whole set of fields would."""
+    from hagate.gateway.verdict import decide
+    from hagate.rules.request import request_fields
+
+    rules = build_ruleset(
+        [{"description": "r", "expression": expression, "action": action},
+         {"description": "cert", "expression": CERT_EXPRESSIONS[0], "action": "block"}],
+        [], {}, ConfigSource("test"),
+    )  # fmt: skip
+    assert rules.reads_certificate_only
+    head = parse_request_head(b"GET /api/states HTTP/1.1\r\nHost: ha.test\r\n\r\n")
+    shortcut = decide(rules, head, IP, 443, Location(), cert, now=0)
+    every = rules.evaluate(request_fields(client_ip=IP, target="/api/states", tls=cert.fields))
+    assert shortcut == every
+    assert not RULES.reads_certificate_only  # a rule on the path: the fields are made

@@ -83,6 +83,8 @@ def decide(
     """The rule set's verdict on one request (only the fields its rules read are made);
     `extra`: hagate's own fields (a credential carried without a certificate); without
     `count`, a question asked of the rules that rate limits do not count."""
+    if ruleset.reads_certificate_only:  # the certificate's fields are all the rules see
+        return ruleset.evaluate(cert.fields) if count else ruleset.explain(cert.fields)[1]
     values = request_fields(
         client_ip=ip,
         method=head.method,

@@ -185,7 +185,8 @@ def request_fields(
                         cookies.setdefault(k, []).append(v)
             out["http.request.cookies"] = cookies
     out["http.host"] = host
-    out["http.request.full_uri"] = f"https://{host}{target}"
+    if "http.request.full_uri" in wanted:
+        out["http.request.full_uri"] = f"https://{host}{target}"
     if "http.request.uri.path.extension" in wanted:
         last = path.rsplit("/", 1)[-1]
         out["http.request.uri.path.extension"] = (
@@ -203,7 +204,12 @@ def request_fields(
     if "http.request.headers.values" in wanted:
         out["http.request.headers.values"] = [v for _, v in header_list]
     if tls:
-        out.update(tls)
+        if only is None or len(only) >= len(tls):
+            out.update(tls)
+        else:  # the gateway's rules read a field or two of the sixteen: those only
+            for name in only:
+                if name in tls:
+                    out[name] = tls[name]
     return out
 
 

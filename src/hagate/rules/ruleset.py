@@ -108,6 +108,7 @@ class Decision:
 
 
 ALLOW = Decision(blocked=False)
+CERTIFICATE_FIELDS = "cf.tls_client_auth."
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,11 @@ class RuleSet:
             self.fields_used = (
                 None if u is None or self.fields_used is None else self.fields_used | u
             )
+        # Rules that read the client certificate's fields only (the default rule set): a
+        # request's other fields need not be made at all.
+        self.reads_certificate_only = self.fields_used is not None and all(
+            name.startswith(CERTIFICATE_FIELDS) for name in self.fields_used
+        )
 
     def evaluate(self, values: Fields, now: float | None = None) -> Decision:
         """Decide one request. Counts it for rate limiting."""
