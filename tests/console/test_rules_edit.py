@@ -130,7 +130,8 @@ def test_a_suggestion_shows_its_diff_then_applies(tmp_path_factory) -> None:
         b = s.browser()
         b.sign_in()
         found = suggestions(s, "29d")
-        assert [f["kind"] for f in found[:2]] == ["ios-companion", "alexa"], found
+        # bound-apps first (no network to name); this household picks the network preset.
+        assert [f["kind"] for f in found[:3]] == ["bound-apps", "ios-companion", "alexa"], found
         # The page never waits: it asks for a fresh answer, then its list looks again.
         assert b.get("/console/suggestions?fresh=1").status == 200
         deadline = time.monotonic() + 30
@@ -141,14 +142,14 @@ def test_a_suggestion_shows_its_diff_then_applies(tmp_path_factory) -> None:
             listing = b.get("/console/suggestions/list").text
         assert "review and apply" in listing and "AS6805" in listing
         before = (s.state / "hagate.yaml").read_text()
-        page = b.get("/console/suggestions/1")
+        page = b.get("/console/suggestions/2")
         assert page.status == 200
         assert "+  - description: " in page.text and "ios-companion" in page.text
         assert (s.state / "hagate.yaml").read_text() == before  # shown, not written
-        stale = b.post("/console/suggestions/1", {"csrf": b.csrf(), "description": "other"})
+        stale = b.post("/console/suggestions/2", {"csrf": b.csrf(), "description": "other"})
         assert stale.status == 409 and (s.state / "hagate.yaml").read_text() == before
-        description = found[0]["rule"]["description"]
-        done = b.post("/console/suggestions/1", {"csrf": b.csrf(), "description": description})
+        description = found[1]["rule"]["description"]
+        done = b.post("/console/suggestions/2", {"csrf": b.csrf(), "description": description})
         assert done.status == 200 and "Added the rule" in done.text
         deadline = time.monotonic() + 10
         while (
@@ -157,9 +158,9 @@ def test_a_suggestion_shows_its_diff_then_applies(tmp_path_factory) -> None:
             assert time.monotonic() < deadline, "the gateway did not take the rule"
             time.sleep(0.2)
         assert g.request("/api/websocket", source=mobile).status == 403
-        # The other one through the API: it was number 2; with the first applied, it is 1.
-        assert suggestions(s, "28d")[0]["kind"] == "alexa"
-        done_api = s.api("POST", "/api/v1/suggestions/1/apply?since=28d")
+        # The other one through the API: it was number 3; with the second applied, it is 2.
+        assert suggestions(s, "28d")[1]["kind"] == "alexa"
+        done_api = s.api("POST", "/api/v1/suggestions/2/apply?since=28d")
         assert done_api.status == 200, done_api.text
         assert "16509" in done_api.json()["added"]["expression"]
         assert s.api("POST", "/api/v1/suggestions/1/apply?since=soon").status == 400

@@ -144,10 +144,12 @@ def test_overview_events_rules_suggestions_audit(site: Site) -> None:
         submit(page, "button[value=save]")
         assert "Saved" in page.inner_text("main")
         assert "No scanners" in (g.state / "hagate.yaml").read_text()
-        # Suggestions: the iOS app from AS6805, its diff, applied.
+        # Suggestions: the iOS app from AS6805 (after bound-apps, which needs no network), its
+        # diff, applied.
         page.goto(f"{site.base}/console/suggestions?fresh=1")
         page.wait_for_selector("text=review and apply", timeout=30000)  # the list looks again
-        submit(page, "text=review and apply")
+        assert "bound-apps" in page.inner_text("main")
+        submit(page, "text=review and apply >> nth=1")
         assert "preset ios-companion" in page.inner_text("pre.diff")
         submit(page, "button.primary")
         assert "Added the rule" in page.inner_text("main")
