@@ -81,7 +81,7 @@ def call(
     return g.request(path, cert, method or ("POST" if body else "GET"), headers, body, source)
 
 
-def login_flow(post: Any) -> dict[str, Any]:
+def login_flow(post: Any, user: str = "owner", password: str = PASSWORD) -> dict[str, Any]:
     """Home Assistant's login as the companion app does it: the flow, then the code for
     tokens. `post(path, json=..., form=...)` sends it somewhere."""
     flow = post(
@@ -90,7 +90,7 @@ def login_flow(post: Any) -> dict[str, Any]:
     )
     done = post(
         f"/auth/login_flow/{flow['flow_id']}",
-        data={"username": "owner", "password": PASSWORD, "client_id": CLIENT_ID},
+        data={"username": user, "password": password, "client_id": CLIENT_ID},
     )
     assert done["type"] == "create_entry", done
     tokens: dict[str, Any] = post(
@@ -109,7 +109,9 @@ def login_through(g: Gateway, cert: str) -> dict[str, Any]:
     return login_flow(post)
 
 
-def login_directly(ha: HomeAssistant) -> dict[str, Any]:
+def login_directly(
+    ha: HomeAssistant, user: str = "owner", password: str = PASSWORD
+) -> dict[str, Any]:
     """A login at Home Assistant itself, as on the home LAN: hagate sees none of it."""
 
     def post(path: str, data: Any = None, form: dict[str, str] | None = None) -> Any:
@@ -121,7 +123,16 @@ def login_directly(ha: HomeAssistant) -> dict[str, Any]:
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())
 
-    return login_flow(post)
+    return login_flow(post, user, password)
+
+
+def another_user(ha: HomeAssistant, name: str) -> tuple[str, str]:
+    """A second person in Home Assistant (made by the owner, as its Settings page does)."""
+    password = "another horse battery staple"
+    made = ha.ws("config/auth/create", name=name, group_ids=["system-users"])
+    ha.ws("config/auth_provider/homeassistant/create", user_id=made["user"]["id"],
+          username=name, password=password)  # fmt: skip
+    return name, password
 
 
 def register(g: Gateway, token: str, name: str, cert: str = "phone") -> str:
@@ -271,6 +282,9 @@ def test_a_login_made_on_the_lan_is_bound_by_its_first_use_with_the_certificate(
     tablet = next(c for c in json.loads(listed.out) if c["name"] == "tablet")
     assert tablet["credentials"]["access_token"] >= 1
     assert tablet["credentials"]["last_used_ip"] == apps.addr(AWAY)
+    (login,) = [c for c in tablet["credentials"]["each"] if c["used_ip"] == apps.addr(AWAY)]
+    assert login["kind"] == "access_token" and len(login["digest"]) == 12
+    assert tokens["access_token"] not in listed.out
 
 
 # -- without the certificate: what stays out ----------------------------------------------
@@ -281,9 +295,12 @@ def test_what_no_certificate_earned_stays_out(
 ) -> None:
     unbound = home_assistant.long_lived_token(f"elsewhere-{apps.net}")  # made at HA directly
     assert call(apps, "/api/", token=unbound).status == 403
-    other_login = login_directly(home_assistant)
+    other_login = login_directly(home_assistant)  # the owner's, at home
     assert call(apps, "/api/", token=other_login["access_token"]).status == 403
     assert refresh(apps, other_login["refresh_token"]).status == 403
+    guest = login_directly(home_assistant, *another_user(home_assistant, f"guest{apps.net}"))
+    assert call(apps, "/api/", token=guest["access_token"]).status == 403  # another user's
+    assert refresh(apps, guest["refresh_token"]).status == 403
     made_up = os.urandom(32).hex()
     assert call(apps, f"/api/webhook/{made_up}", data={"type": "get_config"}).status == 403
     # A bound token on a path outside the apps' paths.

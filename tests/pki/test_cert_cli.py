@@ -293,6 +293,7 @@ def test_list_json_has_exactly_the_documented_keys(setup: Setup) -> None:
     assert rows[0]["credentials"] == {
         "total": 0, "access_token": 0, "refresh_token": 0, "webhook": 0, "websocket": 0,
         "last_used": None, "last_used_ip": None, "last_used_asn": None, "last_used_country": None,
+        "each": [],
     }  # fmt: skip
     by_name = {row["name"]: row for row in rows}
     assert by_name["phone"]["status"] == "valid"

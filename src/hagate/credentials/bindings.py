@@ -212,6 +212,20 @@ class Bindings:
                     )  # fmt: skip
         return out
 
+    def by_certificate(self, now: float | None = None) -> dict[str, list[Binding]]:
+        """Every binding that counts, by certificate (SHA-256), oldest first."""
+        now = time.time() if now is None else now
+        if not self.path.exists():
+            return {}
+        out: dict[str, list[Binding]] = {}
+        with self._db() as db:
+            for row in db.execute(
+                "SELECT * FROM bindings WHERE seen > ? ORDER BY bound", (now - EXPIRE_AFTER,)
+            ):
+                binding = Binding(*row)
+                out.setdefault(binding.cert_sha256, []).append(binding)
+        return out
+
     def expire(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
         if not self.path.exists():

@@ -15,7 +15,8 @@ from hagate.state import StateDir
 
 def device_summaries(state: StateDir) -> list[dict[str, Any]]:
     store = EnrolmentStore(state)
-    bound = Bindings(state).summaries()
+    bindings = Bindings(state)
+    bound, each = bindings.summaries(), bindings.by_certificate()
     out = []
     for r in Authority(state).records():
         first = store.first_use(r.sha256)
@@ -24,7 +25,10 @@ def device_summaries(state: StateDir) -> list[dict[str, Any]]:
             last = dict(first)  # used once, or its later uses were noted before last-use files
             with contextlib.suppress(OSError):
                 last["time"] = store.first_use_path(r.sha256).stat().st_mtime
-        credentials = bound.get(r.sha256) or empty_summary()
+        credentials = {
+            **(bound.get(r.sha256) or empty_summary()),
+            "each": [b.to_json() for b in each.get(r.sha256, [])],
+        }
         out.append(
             {**r.summary(), "first_used": first, "last_used": last, "credentials": credentials}
         )
