@@ -18,6 +18,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -310,7 +311,10 @@ def websocket_hold(
         credential = extract.websocket_auth(message.payload)
         if credential is None:
             raise Refused("the websocket's first message is not an auth message with a token")
-        found = claim.found = await binder.find(credential)
+        try:
+            found = claim.found = await binder.find(credential)
+        except (sqlite3.Error, OSError) as e:
+            raise Refused(f"the bindings could not be read ({e}): the websocket was closed") from e
         if found.binding is None:
             raise Refused(f"websocket closed before Home Assistant: {found.words()}")
         decision = decide(
