@@ -143,6 +143,20 @@ class HomeAssistantSettings:
     token_file: str  # a long-lived access token, read at start and on reload
 
 
+def read_token(path: str, user: str) -> str:
+    """The long-lived access token in `path`, for `user` (who says what it is for)."""
+    try:
+        token = open(path, encoding="utf-8").read().strip()  # noqa: SIM115
+    except OSError as e:
+        raise HagateError(f"{user}: cannot read the token file {path}: {e.strerror}") from None
+    if not token or any(c.isspace() for c in token):
+        raise HagateError(
+            f"{user}: the token file {path} must hold one long-lived access token "
+            "(Home Assistant: your profile, Security, Long-lived access tokens)"
+        )
+    return token
+
+
 ALERT_KEYS = (
     "home_assistant",
     "repeat_after",

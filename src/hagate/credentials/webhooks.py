@@ -22,11 +22,11 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from hagate.config import HomeAssistantSettings
+from hagate.config import HomeAssistantSettings, read_token
 from hagate.credentials.extract import WEBHOOK_PREFIX
+from hagate.errors import HagateError
 from hagate.rules.types import to_bytes_str
 from hagate.state import StateDir, atomic_write
 
@@ -92,9 +92,9 @@ async def fetch(settings: HomeAssistantSettings, timeout: float = TIMEOUT) -> di
     import aiohttp
 
     try:
-        token = Path(settings.token_file).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as e:
-        raise FetchError(f"cannot read the token file: {e}") from None
+        token = read_token(settings.token_file, "home_assistant")
+    except HagateError as e:
+        raise FetchError(str(e)) from None
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,

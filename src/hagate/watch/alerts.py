@@ -31,7 +31,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from hagate.config import AlertSettings
-from hagate.errors import HagateError
+from hagate.config import read_token as read_access_token
 from hagate.state import StateDir
 from hagate.watch.ledger import LEDGER_NAME, Ledger
 
@@ -65,16 +65,7 @@ class Alert:
 
 
 def read_token(path: str) -> str:
-    try:
-        token = open(path, encoding="utf-8").read().strip()  # noqa: SIM115
-    except OSError as e:
-        raise HagateError(f"alerts: cannot read the token file {path}: {e.strerror}") from None
-    if not token or any(c.isspace() for c in token):
-        raise HagateError(
-            f"alerts: the token file {path} must hold one long-lived access token "
-            "(Home Assistant: your profile, Security, Long-lived access tokens)"
-        )
-    return token
+    return read_access_token(path, "alerts")
 
 
 @dataclass(frozen=True)
