@@ -70,11 +70,16 @@ def webhook_fields(path: str, method: str, hooks: Mapping[str, Hook]) -> dict[st
     """The `hagate.webhook.*` fields of a request (None: not to a webhook's path)."""
     if not path.startswith(WEBHOOK_PREFIX):
         return None
-    hook = hooks.get(path[len(WEBHOOK_PREFIX) :])
+    hook = hook_of(path, hooks)
     if hook is None:
         return {REGISTERED: False, DOMAIN: to_bytes_str("")}
     allowed = hook.local_only is False and method in hook.methods
     return {REGISTERED: allowed, DOMAIN: to_bytes_str(hook.domain)}
+
+
+def hook_of(path: str, hooks: Mapping[str, Hook]) -> Hook | None:
+    """The listed webhook a request's path calls, if any."""
+    return hooks.get(path[len(WEBHOOK_PREFIX) :]) if path.startswith(WEBHOOK_PREFIX) else None
 
 
 def websocket_url(api: str) -> str:
@@ -134,9 +139,7 @@ class WebhookList:
 
     def domain_of(self, path: str) -> str | None:
         """For the event: the integration a registered webhook belongs to."""
-        if not path.startswith(WEBHOOK_PREFIX):
-            return None
-        hook = self.hooks.get(path[len(WEBHOOK_PREFIX) :])
+        hook = hook_of(path, self.hooks)
         return hook.domain if hook is not None else None
 
     async def refresh_once(self) -> None:

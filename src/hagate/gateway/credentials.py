@@ -80,10 +80,7 @@ def extra_fields(gw: Gateway, head: RequestHead, claim: Claim | None) -> dict[st
 def webhook_words(gw: Gateway, head: RequestHead) -> str | None:
     """For the event of a request to a webhook Home Assistant registered: whose it is."""
     webhooks = gw.webhooks
-    path = head.target.path
-    if webhooks is None or not path.startswith(extract.WEBHOOK_PREFIX):
-        return None
-    domain = webhooks.domain_of(path)
+    domain = webhooks.domain_of(head.target.path) if webhooks is not None else None
     return f"a webhook of {domain} registered in Home Assistant" if domain else None
 
 
@@ -171,13 +168,26 @@ def bind_head(gw: Gateway, head: RequestHead, cert: CertState) -> None:
     target = head.target
     if head.authorization is None and not target.query and not target.path.startswith(WEBHOOK):
         return
-    binder = gw.binder
-    if binder is None or cert.sha256 is None or cert.name is None:
+    binding = _binding_to(gw, cert)
+    if binding is None:
         return
     carried = (_bearer(head), extract.signed_path(target.query), extract.webhook(target.path))
     found = [c for c in carried if c is not None]
     if found:
-        binder.seen_with(found, cert.sha256, cert.name)
+        binding(found)
+
+
+def _binding_to(gw: Gateway, cert: CertState) -> Callable[[list[Credential]], None] | None:
+    """What binds credentials to a verified request's certificate (None: nothing can)."""
+    binder = gw.binder
+    sha256, name = cert.sha256, cert.name
+    if binder is None or sha256 is None or name is None:
+        return None
+
+    def bind(credentials: list[Credential]) -> None:
+        binder.seen_with(credentials, sha256, name)
+
+    return bind
 
 
 def _bearer(head: RequestHead) -> Credential | None:
@@ -209,13 +219,13 @@ async def read_form(client: Channel, head: RequestHead) -> bytes | None:
 
 def bind_form(gw: Gateway, client: Channel, head: RequestHead, cert: CertState) -> None:
     """A verified `/auth/token`: bind its form's refresh token if the form is already here."""
-    binder = gw.binder
+    binding = _binding_to(gw, cert)
     n = head.content_length or 0
-    if binder is None or len(client.buffer) < n:
+    if binding is None or len(client.buffer) < n:
         return
     credential = extract.refresh_token_in_form(bytes(client.buffer[:n]))
-    if binder is not None and credential and cert.sha256 is not None and cert.name is not None:
-        binder.seen_with([credential], cert.sha256, cert.name)
+    if credential is not None:
+        binding([credential])
 
 
 def answer_tap(
@@ -223,15 +233,14 @@ def answer_tap(
 ) -> Callable[[bytes], None] | None:
     """What binds the credentials `read` finds in Home Assistant's answer to a verified
     request (the tokens of `/auth/token`, the webhook id of a mobile_app registration)."""
-    binder = gw.binder
-    sha256, name = cert.sha256, cert.name
-    if binder is None or sha256 is None or name is None:
+    binding = _binding_to(gw, cert)
+    if binding is None:
         return None
 
     def tap(body: bytes) -> None:
         found = read(body)
         if found:
-            binder.seen_with(found, sha256, name)
+            binding(found)
 
     return tap
 
@@ -244,9 +253,8 @@ def registration_answer(body: bytes) -> list[Credential]:
 def first_message_tap(gw: Gateway, cert: CertState) -> Callable[[bytes], None] | None:
     """What binds the token of a verified websocket's first message (when its first read
     holds all of it; the connection never waits for it)."""
-    binder = gw.binder
-    sha256, name = cert.sha256, cert.name
-    if binder is None or sha256 is None or name is None:
+    binding = _binding_to(gw, cert)
+    if binding is None:
         return None
 
     def tap(data: bytes) -> None:
@@ -256,7 +264,7 @@ def first_message_tap(gw: Gateway, cert: CertState) -> Callable[[bytes], None] |
             return
         credential = extract.websocket_auth(message.payload) if message else None
         if credential is not None:
-            binder.seen_with([credential], sha256, name)
+            binding([credential])
 
     return tap
 
