@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from hagate.config import ConfigSource
-from hagate.credentials.bindings import PER_CERTIFICATE, empty_summary
+from hagate.credentials.bindings import PER_CERTIFICATE, summary
 from hagate.pki.authority import CertRecord
 from hagate.rules.presets import preset
 from hagate.rules.ruleset import build_ruleset
@@ -36,8 +36,8 @@ def test_a_bound_rule_wider_than_the_apps_paths_is_high_and_the_preset_is_not() 
 
 
 def test_bindings_of_a_revoked_certificate_and_a_full_one_are_reported() -> None:
-    full = {**empty_summary(), "total": PER_CERTIFICATE, "webhook": PER_CERTIFICATE}
-    some = {**empty_summary(), "total": 3, "access_token": 3}
+    full = {**summary([]), "total": PER_CERTIFICATE, "webhook": PER_CERTIFICATE}
+    some = {**summary([]), "total": 3, "access_token": 3}
     found = check_bindings(
         {"a": some, "b": full, "c": some, "d": some},
         [record("old", "a", revoked=True), record("phone", "b"), record("ok", "c")],

@@ -77,16 +77,21 @@ class Binding:
         }
 
 
-def empty_summary() -> dict[str, Any]:
-    """A certificate's credentials as `summaries` gives them, when it holds none."""
-    return {
-        "total": 0,
-        **dict.fromkeys(KINDS, 0),
-        "last_used": None,
-        "last_used_ip": None,
-        "last_used_asn": None,
-        "last_used_country": None,
-    }
+def summary(held: list[Binding]) -> dict[str, Any]:
+    """A certificate's credentials for `cert list` and the console: how many of each kind, and
+    the last use of one without the certificate."""
+    out: dict[str, Any] = {"total": len(held), **dict.fromkeys(KINDS, 0)}
+    for binding in held:
+        out[binding.kind] += 1
+    used = [b for b in held if b.used is not None]
+    last = max(used, key=lambda b: b.used or 0.0) if used else None
+    out.update(
+        last_used=last.used if last else None,
+        last_used_ip=last.used_ip if last else None,
+        last_used_asn=last.used_asn if last else None,
+        last_used_country=last.used_country if last else None,
+    )
+    return out
 
 
 class Bindings:
@@ -183,34 +188,8 @@ class Bindings:
         return [Binding(*r) for r in rows]
 
     def summaries(self, now: float | None = None) -> dict[str, dict[str, Any]]:
-        """Per certificate (by SHA-256): how many credentials of each kind it holds, and the
-        last use of one without the certificate (`cert list`, the console)."""
-        now = time.time() if now is None else now
-        if not self.path.exists():
-            return {}
-        out: dict[str, dict[str, Any]] = {}
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT cert_sha256, kind, COUNT(*) FROM bindings WHERE seen > ?"
-                " GROUP BY cert_sha256, kind",
-                (now - EXPIRE_AFTER,),
-            ).fetchall()
-            for sha256, kind, count in rows:
-                entry = out.setdefault(sha256, empty_summary())
-                entry[kind] = count
-                entry["total"] += count
-            for sha256, used, ip, asn, country in db.execute(
-                "SELECT cert_sha256, used, used_ip, used_asn, used_country FROM bindings b"
-                " WHERE used = (SELECT MAX(used) FROM bindings WHERE cert_sha256 = b.cert_sha256"
-                " AND seen > ?)",
-                (now - EXPIRE_AFTER,),
-            ):
-                if sha256 in out:
-                    out[sha256].update(
-                        last_used=used, last_used_ip=ip, last_used_asn=asn,
-                        last_used_country=country,
-                    )  # fmt: skip
-        return out
+        """Per certificate (by SHA-256): `summary` of the bindings it holds."""
+        return {sha256: summary(held) for sha256, held in self.by_certificate(now).items()}
 
     def by_certificate(self, now: float | None = None) -> dict[str, list[Binding]]:
         """Every binding that counts, by certificate (SHA-256), oldest first."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from hagate.credentials.bindings import Bindings, empty_summary
+from hagate.credentials.bindings import Bindings, summary
 from hagate.enrol.store import EnrolmentStore
 from hagate.pki.authority import Authority
 from hagate.state import StateDir
@@ -15,8 +15,7 @@ from hagate.state import StateDir
 
 def device_summaries(state: StateDir) -> list[dict[str, Any]]:
     store = EnrolmentStore(state)
-    bindings = Bindings(state)
-    bound, each = bindings.summaries(), bindings.by_certificate()
+    held = Bindings(state).by_certificate()
     out = []
     for r in Authority(state).records():
         first = store.first_use(r.sha256)
@@ -25,10 +24,8 @@ def device_summaries(state: StateDir) -> list[dict[str, Any]]:
             last = dict(first)  # used once, or its later uses were noted before last-use files
             with contextlib.suppress(OSError):
                 last["time"] = store.first_use_path(r.sha256).stat().st_mtime
-        credentials = {
-            **(bound.get(r.sha256) or empty_summary()),
-            "each": [b.to_json() for b in each.get(r.sha256, [])],
-        }
+        mine = held.get(r.sha256, [])
+        credentials = {**summary(mine), "each": [b.to_json() for b in mine]}
         out.append(
             {**r.summary(), "first_used": first, "last_used": last, "credentials": credentials}
         )
