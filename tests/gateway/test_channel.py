@@ -206,6 +206,24 @@ def test_take_and_take_until_answer_from_the_buffer_without_waiting() -> None:
     run(test)
 
 
+def test_take_exactly_takes_all_n_bytes_or_nothing() -> None:
+    async def test(ch: Channel, peer: socket.socket) -> None:
+        assert ch.take_exactly(3) is None
+        peer.sendall(b"abcdefgh")
+        while len(ch.buffer) < 8:
+            await asyncio.sleep(0.01)
+        assert ch.take_exactly(9) is None and bytes(ch.buffer) == b"abcdefgh"  # nothing taken
+        assert ch.take_exactly(3) == b"abc"  # the rest stays: the next message's
+        rest = ch.take_exactly(5)
+        assert rest == b"defgh" and ch.buffer == b""  # all of it: handed over
+        peer.sendall(b"ij")
+        while len(ch.buffer) < 2:
+            await asyncio.sleep(0.01)
+        assert rest == b"defgh" and ch.take_exactly(2) == b"ij"
+
+    run(test)
+
+
 def test_a_separator_split_across_arrivals_is_found() -> None:
     async def test(ch: Channel, peer: socket.socket) -> None:
         loop = asyncio.get_running_loop()

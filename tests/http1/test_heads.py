@@ -13,7 +13,6 @@ from hagate.http1.heads import (
     HOP_BY_HOP,
     HeadError,
     _lines,
-    hop_or_length_lines,
     parse_headers,
     parse_request_head,
     parse_response_head,
@@ -591,7 +590,7 @@ def test_the_methods_home_assistant_serves_are_accepted(method: str) -> None:
     assert parse_request_head(head("Host: a", request=f"{method} / HTTP/1.1")).method == method
 
 
-# What hop_or_length_lines replaced: one regex, anchored at every line start.
+# How parse_response_head once found those lines: one regex, anchored at every line start.
 HOP_OR_LENGTH_REFERENCE = re.compile(
     r"^(" + "|".join(sorted(HOP_BY_HOP | {"content-length"})) + r"):[ \t]*([^\r]*)\r\n",
     re.I | re.M,
@@ -618,12 +617,34 @@ def test_hop_by_hop_lines_are_found_as_the_regex_found_them(
         _, block = split_block(raw.encode("latin-1"), 200)
     except HeadError:
         return
-    reference = [
+    lines = [
         (m.start(), m.group(1).lower(), m.group(2).rstrip(" \t"), m.end())
         for m in HOP_OR_LENGTH_REFERENCE.finditer(block)
     ]
-    found = [
-        (start, name, block[value:end].strip(" \t"), end + 2)
-        for start, name, value, end in hop_or_length_lines(block)
-    ]
-    assert found == reference
+    lengths = [value for _, name, value, _ in lines if name == "content-length"]
+    codings = [value.lower() for _, name, value, _ in lines if name == "transfer-encoding"]
+    tokens = {
+        t.strip().lower() for _, name, v, _ in lines if name == "connection" for t in v.split(",")
+    }
+    end_to_end, at = "", 0
+    for start, name, _, end in lines:
+        if name != "content-length":
+            end_to_end, at = end_to_end + block[at:start], end
+    end_to_end += block[at:]
+    if (
+        lengths
+        and not codings
+        and (len(set(lengths)) != 1 or not re.fullmatch("[0-9]{1,18}", lengths[0]))
+    ):
+        with pytest.raises(HeadError):
+            parse_response_head(raw.encode("latin-1"))
+        return
+    rhead = parse_response_head(raw.encode("latin-1"))
+    assert rhead.end_to_end == end_to_end
+    assert rhead.connection_tokens == tokens
+    assert rhead.length_header == bool(lengths)
+    assert rhead.chunked == (bool(codings) and codings[-1].split(",")[-1].strip() == "chunked")
+    if lengths and not codings:
+        assert rhead.content_length == int(lengths[0])
+    else:
+        assert rhead.content_length is None

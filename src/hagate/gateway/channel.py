@@ -183,6 +183,13 @@ class Channel(asyncio.Protocol):
             return b"" if self.eof else None
         return self._take(n)
 
+    def take_exactly(self, n: int) -> bytes | bytearray | None:
+        """`readexactly` without waiting: the next `n` bytes when they are all buffered, else
+        None. When they are everything buffered, the buffer itself is handed over."""
+        if len(self.buffer) < n:
+            return None
+        return self._take(n)
+
     def take_until(self, sep: bytes, limit: int, start: int = 0) -> bytes | None:
         """`readuntil` without waiting: None unless `sep` is already buffered (searched from
         `start`)."""

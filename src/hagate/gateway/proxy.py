@@ -257,24 +257,39 @@ async def _respond(
         if not client.drained:
             await client.drain()
         return True, keep_client
-    reader = response_body_reader(rhead.content_length, rhead.chunked)
-    if rhead.content_length:
+    length = rhead.content_length
+    if length:
         # The head waits for the first piece of the body, so both leave in one write and one
         # TLS record (servers sending a file write them apart). Nothing has reached the client
-        # yet: an upstream that stops here still gets a 502 or 504.
-        timeout = gw.setup.config.gateway.response_timeout
-        try:
-            data = up.take_body(reader, CHUNK)
-            if data is None:
-                data = await up.read_body(reader, CHUNK, up.deadline(timeout))
-        except TimeoutError:
-            raise UpstreamError(504, "Home Assistant did not send the body in time") from None
+        # yet: an upstream that stops here still gets a 502 or 504. A small body is usually
+        # here whole with its head: then it needs no reader.
+        data = up.take_exactly(length) if length <= CHUNK else None
+        if data is None:
+            reader = response_body_reader(length, False)
+            timeout = gw.setup.config.gateway.response_timeout
+            try:
+                data = up.take_body(reader, CHUNK)
+                if data is None:
+                    data = await up.read_body(reader, CHUNK, up.deadline(timeout))
+            except TimeoutError:
+                raise UpstreamError(504, "Home Assistant did not send the body in time") from None
+            whole = False
+        else:
+            whole = True
         if rhead.status == 400 and data == pages.HA_UNTRUSTED_PROXY:
             return _untrusted(head, up, client, ex, keep_client), keep_client
-        if tap is not None and len(data) == rhead.content_length <= MAX_JSON:
+        if tap is not None and len(data) == length <= MAX_JSON:
             tap(bytes(data))
         ex.bytes_out += len(data)
         out += data
+        if whole:
+            client.write(out)
+            ex.answered = True
+            if not client.drained:
+                await client.drain()
+            return True, keep_client
+    else:
+        reader = response_body_reader(length, rhead.chunked)
     client.write(out)
     ex.answered = True
     write = client.write

