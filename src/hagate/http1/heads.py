@@ -94,6 +94,34 @@ END_TO_END = frozenset(
     }
 )
 
+# What parse_request_head reads of a field, by its lower-case name; it passes over the others.
+(
+    _HOST,
+    _USER_AGENT,
+    _ACCEPT,
+    _CONNECTION,
+    _SINGLE,
+    _LENGTH,
+    _CODING,
+    _AUTHORIZATION,
+    _UPGRADE,
+    _EXPECT,
+    _WEBSOCKET_KEY1,
+) = range(11)
+_READS = {
+    **dict.fromkeys(SINGLETONS, _SINGLE),
+    "host": _HOST,
+    "user-agent": _USER_AGENT,
+    "accept": _ACCEPT,
+    "connection": _CONNECTION,
+    "content-length": _LENGTH,
+    "transfer-encoding": _CODING,
+    "authorization": _AUTHORIZATION,
+    "upgrade": _UPGRADE,
+    "expect": _EXPECT,
+    "sec-websocket-key1": _WEBSOCKET_KEY1,
+}
+
 
 def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
     """The first value of header `name` (case-insensitive), or None."""
@@ -238,28 +266,35 @@ def parse_request_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHe
     authorization: str | None = None
     for name, value in headers:
         n = name.lower()
-        if n in SINGLETONS:
-            singles.append(n)
-            if n == "user-agent":
-                user_agent = value  # a second one is refused below
-        elif n == "host":
+        kind = _READS.get(n)
+        if kind is None:  # most of a browser's fields: nothing here reads them
+            continue
+        if kind == _HOST:
             hosts.append(value)
-        elif n == "content-length":
-            lengths.append(value)
-        elif n == "transfer-encoding":
-            codings.append(value)
-        elif n == "connection":
-            conn.update(t.strip().lower() for t in value.split(",") if t.strip())
-        elif n == "upgrade":
-            upgrade.append(value.lower())
-        elif n == "expect":
-            expect.append(value.lower())
-        elif n == "accept":
+        elif kind == _USER_AGENT:
+            singles.append(n)
+            user_agent = value  # a second one is refused below
+        elif kind == _ACCEPT:
             accept = accept or value
-        elif n == "authorization":
+        elif kind == _CONNECTION:
+            for token in value.split(","):
+                token = token.strip()
+                if token:
+                    conn.add(token.lower())
+        elif kind == _SINGLE:
+            singles.append(n)
+        elif kind == _LENGTH:
+            lengths.append(value)
+        elif kind == _CODING:
+            codings.append(value)
+        elif kind == _AUTHORIZATION:
             if authorization is None:
                 authorization = value
-        elif n == "sec-websocket-key1":  # the 2010 websocket draft, which aiohttp refuses
+        elif kind == _UPGRADE:
+            upgrade.append(value.lower())
+        elif kind == _EXPECT:
+            expect.append(value.lower())
+        else:  # Sec-WebSocket-Key1: the 2010 websocket draft, which aiohttp refuses
             raise HeadError(400, "the obsolete websocket handshake (Sec-WebSocket-Key1)")
 
     if len(hosts) > 1:
