@@ -31,6 +31,7 @@ from hagate.gateway.record import Exchange, write_page
 from hagate.gateway.upstream import RESPONSE_HEAD_LIMIT, UpstreamError
 from hagate.http1.bodies import (
     LAST_CHUNK,
+    BodyReader,
     ClientBodyError,
     encode_chunk,
     request_body_reader,
@@ -251,14 +252,11 @@ async def _respond(
         rechunk,
         drop_length=not no_body and rhead.content_length is None,
     )
-    if no_body:
-        client.write(out)
-        ex.answered = True
-        if not client.drained:
-            await client.drain()
-        return True, keep_client
     length = rhead.content_length
-    if length:
+    reader: BodyReader | None = None  # none: the response is whole in `out`
+    if no_body:
+        pass
+    elif length:
         # The head waits for the first piece of the body, so both leave in one write and one
         # TLS record (servers sending a file write them apart). Nothing has reached the client
         # yet: an upstream that stops here still gets a 502 or 504. A small body is usually
@@ -273,38 +271,30 @@ async def _respond(
                     data = await up.read_body(reader, CHUNK, up.deadline(timeout))
             except TimeoutError:
                 raise UpstreamError(504, "Home Assistant did not send the body in time") from None
-            whole = False
-        else:
-            whole = True
         if rhead.status == 400 and data == pages.HA_UNTRUSTED_PROXY:
             return _untrusted(head, up, client, ex, keep_client), keep_client
         if tap is not None and len(data) == length <= MAX_JSON:
             tap(bytes(data))
         ex.bytes_out += len(data)
         out += data
-        if whole:
-            client.write(out)
-            ex.answered = True
-            if not client.drained:
-                await client.drain()
-            return True, keep_client
     else:
         reader = response_body_reader(length, rhead.chunked)
     client.write(out)
     ex.answered = True
-    write = client.write
-    while True:
-        piece = up.take_body(reader, CHUNK)  # no coroutine when the bytes are here
-        if piece is None:
-            if not client.drained:
-                await client.drain()
-            piece = await up.read_body(reader, CHUNK)
-        if not piece:
-            break
-        ex.bytes_out += len(piece)
-        write(encode_chunk(piece) if rechunk else piece)
-    if rechunk:
-        write(LAST_CHUNK)
+    if reader is not None:
+        write = client.write
+        while True:
+            piece = up.take_body(reader, CHUNK)  # no coroutine when the bytes are here
+            if piece is None:
+                if not client.drained:
+                    await client.drain()
+                piece = await up.read_body(reader, CHUNK)
+            if not piece:
+                break
+            ex.bytes_out += len(piece)
+            write(encode_chunk(piece) if rechunk else piece)
+        if rechunk:
+            write(LAST_CHUNK)
     if not client.drained:
         await client.drain()
     return not close_delimited, keep_client
