@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from hagate.run import pidfile
+from hagate import pidfile
 from hagate.state import StateDir
 from tests.conftest import run_hagate
 from tests.gateway.harness import make_gateway

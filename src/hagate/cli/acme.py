@@ -133,7 +133,7 @@ def acme_renew(ctx: Context, force: bool) -> None:
 
 def _running(ctx: Context, kind: str) -> bool:
     if kind == "gateway":
-        from hagate.run import pidfile
+        from hagate import pidfile
 
         return pidfile.running(ctx.state) is not None
     from hagate.tunnel.relaystate import STATUS

@@ -324,7 +324,7 @@ def events_suggest(
 
 def _apply(ctx: Context, found: list[Any], n: int, relay_rules: Path | None) -> None:
     from hagate.configedit import insert_relay_rule, insert_rule
-    from hagate.run.pidfile import reload_running
+    from hagate.pidfile import reload_running
 
     if n > len(found):
         raise HagateError(f"there is no suggestion {n} (there are {len(found)})")

@@ -64,8 +64,8 @@ def preset_add(ctx: Context, name: str, asns: tuple[int, ...], domains: tuple[st
     """Add the rule NAME to hagate.yaml, above the certificate rule (comments are kept)."""
     from hagate.config import load_config
     from hagate.configedit import insert_rule
+    from hagate.pidfile import reload_running
     from hagate.rules.presets import preset
-    from hagate.run.pidfile import reload_running
     from hagate.watch.rulecheck import refuse_without_geoip, refuse_without_home_assistant
 
     rule = preset(name).rule(asns, domains)

@@ -24,6 +24,7 @@ from hagate.configedit import replace_checked, yaml_editor
 from hagate.errors import HagateError
 from hagate.events.store import EVENTS_NAME
 from hagate.geoip import GeoIP
+from hagate.pidfile import reload_running
 from hagate.rules.errors import RuleError
 from hagate.rules.ruleset import ACTIONS, RuleSet, build_ruleset, load_lists
 from hagate.state import StateDir
@@ -299,8 +300,6 @@ def replay(
 def save_rules(state: StateDir, draft: list[DraftRule]) -> str:
     """Write `draft` as hagate.yaml's `rules:` (see rules_text); returns the backup's name.
     The running gateway is told to reload."""
-    from hagate.run.pidfile import reload_running
-
     backup = replace_checked(state.config_path, rules_text(state, draft))
     reload_running(state)
     return backup.name
@@ -364,7 +363,6 @@ def rule_diff(state: StateDir, rule: dict[str, str]) -> str:
 def add_rule(state: StateDir, rule: dict[str, str]) -> dict[str, Any]:
     """Add `rule` above the certificate rule (checked, backed up), and reload."""
     from hagate.configedit import insert_rule
-    from hagate.run.pidfile import reload_running
 
     backup = insert_rule(state.config_path, rule)
     reload_running(state)

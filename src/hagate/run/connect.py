@@ -9,13 +9,13 @@ from __future__ import annotations
 import functools
 import sys
 
+from hagate import pidfile
 from hagate.errors import HagateError
 from hagate.eventloop import run_event_loop
 from hagate.events.store import EVENTS_NAME
 from hagate.events.store import connect as connect_events
 from hagate.gateway.connection import serve_connection
 from hagate.gateway.server import Gateway, Setup
-from hagate.run import pidfile
 from hagate.run.gateway import load_setup, prepare_admin, run_gateway
 from hagate.run.workers import fork_workers
 from hagate.state import StateDir

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hagate import pidfile
 from hagate.acme.renewal import Attempt, Outcome
 from hagate.acme.renewer import Renewer
 from hagate.acme.store import AcmeFiles
@@ -46,7 +47,6 @@ from hagate.geoip import GeoIP
 from hagate.memory import AfterFlood
 from hagate.pki.authority import load_cert
 from hagate.rules.ruleset import ruleset_from_config
-from hagate.run import pidfile
 from hagate.run.workers import fork_workers
 from hagate.state import CA_CERT, INVENTORY_NAME, StateDir
 from hagate.watch.alerts import Alerter

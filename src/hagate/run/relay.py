@@ -8,10 +8,10 @@ import signal
 import sys
 from typing import Any
 
+from hagate import pidfile
 from hagate.eventloop import bind, run_event_loop
 from hagate.front.accept import Network
 from hagate.memory import pin_mmap_threshold
-from hagate.run import pidfile
 from hagate.state import StateDir
 from hagate.tunnel.relay import STATUS_REFRESH, Limits, Relay
 from hagate.tunnel.relaystate import RelayState

@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from hagate.run import pidfile
+from hagate import pidfile
 from hagate.state import StateDir
 from hagate.tunnel.relaystate import RELAY_CONFIG, STATUS
 from hagate.watch.status import WRITE_EVERY, ProcessStatus, read_statuses
